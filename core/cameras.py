@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.atomic import atomic_write
 from core.errors import InputError
 
 # Rotations written by other tools in float32 are orthonormal to about 1e-7; anything worse is not a rotation.
@@ -145,7 +144,8 @@ def save_cameras_json(path: str | Path, cameras: list[Camera]) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise InputError(f"{path}: folder {path.parent} does not exist")
-    _write_text_atomically(path, json.dumps(cameras_to_json(cameras), indent=1))
+    with atomic_write(path, "w") as stream:
+        stream.write(json.dumps(cameras_to_json(cameras), indent=1))
 
 
 def orbit_cameras(means: np.ndarray, opacity_logits: np.ndarray | None = None, *, count: int = 24,
@@ -264,18 +264,6 @@ def _camera_to_json_entry(index: int, camera: Camera) -> dict[str, Any]:
             and math.isclose(camera.cy, camera.height / 2, abs_tol=1e-9)):
         entry["cx"], entry["cy"] = camera.cx, camera.cy
     return entry
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _read_json(path: Path) -> Any:

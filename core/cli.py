@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +15,7 @@ import numpy as np
 import torch
 
 from core import __version__
+from core.atomic import atomic_write
 from core.cameras import Camera, load_cameras, orbit_cameras, save_cameras_json
 from core.demo import demo_scene, demo_style
 from core.errors import InputError
@@ -151,10 +150,8 @@ class Reporter:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as stream:
+        json.dump(data, stream, indent=1)
 
 
 def versions() -> dict:

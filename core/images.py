@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from core.atomic import atomic_write
 from core.errors import InputError
 
 Image.MAX_IMAGE_PIXELS = 400_000_000  # 8K paintings are welcome; Pillow's default bomb guard stops at ~89 MP
@@ -40,14 +39,8 @@ def save_png(path: str | Path, image: torch.Tensor | np.ndarray) -> Path:
     """Write [H, W, 3|4] (float in [0, 1] or uint8) as PNG, atomically."""
     path = Path(path)
     array = to_uint8(image) if isinstance(image, torch.Tensor) else np.asarray(image)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".png")
-    os.close(fd)
-    try:
-        Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as stream:
+        Image.fromarray(array).save(stream, format="PNG")
     return path
 
 

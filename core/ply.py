@@ -7,8 +7,6 @@ per-element comments are not.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 from numpy.lib.recfunctions import structured_to_unstructured
 from plyfile import PlyData, PlyElement, PlyElementParseError, PlyHeaderParseError
 
+from core.atomic import atomic_write
 from core.errors import InputError
 
 REQUIRED = ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
@@ -311,30 +310,7 @@ def write_ply(path: str | Path, data: SplatData) -> None:
         raise _problem(path, f"folder {path.parent} does not exist")
     ply = PlyData([PlyElement.describe(data.vertices, "vertex")], byte_order="<", comments=list(data.comments))
     try:
-        _write_atomically(path, ply)
+        with atomic_write(path) as stream:
+            ply.write(stream)
     except OSError as error:
         raise _problem(path, f"cannot write ({error.strerror or error})") from None
-
-
-def _write_atomically(path: Path, ply: PlyData) -> None:
-    """Write to a temporary file in the same folder, then rename it over ``path`` (atomic on one file system)."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            ply.write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, _new_file_mode(path))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _new_file_mode(path: Path) -> int:
-    """The replaced file's permissions, or the usual ones for a new file (mkstemp's are owner-only)."""
-    if path.exists():
-        return path.stat().st_mode & 0o7777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask

@@ -6,9 +6,7 @@ all scales stacked on the full-resolution image, back-propagate the rasterizer o
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Callable
 import torch
 
 from core import planner, sos
+from core.atomic import atomic_write
 from core.cameras import Camera
 from core.errors import InputError
 from core.gaussians import Gaussians
@@ -136,14 +135,8 @@ def _assemble(g: Gaussians, params: list[torch.Tensor], optimize: str) -> Gaussi
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as stream:
+        torch.save(state, stream)
 
 
 def _load_checkpoint(path: Path, settings: StylizeSettings, scene_count: int) -> dict | None:

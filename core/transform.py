@@ -31,8 +31,8 @@ def sh_rotation(rotation: torch.Tensor, degree: int) -> torch.Tensor:
     r = rotation.detach().to("cpu", torch.float64)
     basis = sh_basis(degree, dirs)
     rotated = sh_basis(degree, dirs @ r)  # Y(Rᵀ d) for each row d
-    fit = torch.linalg.lstsq(basis, rotated).solution  # basis @ fit = rotated
-    return fit.T.to(rotation.dtype)
+    fit = torch.linalg.lstsq(basis, rotated).solution  # basis @ fit = rotated, so coeffs_world = fit @ coeffs
+    return fit.to(rotation.dtype)
 
 
 def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from core.atomic import atomic_write
 from core.errors import InputError
 from core.gaussians import Gaussians
 from core.ply import read_ply
@@ -121,10 +120,8 @@ def render_request(req: dict, cache: SceneCache, backend: str) -> dict:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> str:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npy")
-    os.close(fd)
-    np.save(tmp, array.astype(np.float32))
-    os.replace(tmp, path)
+    with atomic_write(path) as stream:
+        np.save(stream, array.astype(np.float32))
     return str(path)
 
 
