@@ -21,7 +21,7 @@ from core.demo import demo_scene, demo_style
 from core.errors import InputError
 from core.images import load_image, save_png, side_by_side
 from core.ply import SplatData, read_ply, write_ply
-from core.stylize import OPTIMIZE_CHOICES, StylizeResult, StylizeSettings, render_views, stylize
+from core.stylize import OPTIMIZE_CHOICES, StylizeResult, StylizeSettings, render_views, resolve_device, stylize
 
 PREVIEW_VIEWS = 3
 CAMERA_FILE_NAMES = ("cameras.json",)
@@ -182,6 +182,7 @@ def write_previews(out: Path, before: list[torch.Tensor], after: list[torch.Tens
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     settings.validate()
+    resolve_device(settings.device)
     scene, style = load_inputs(args)
     out = prepare_output(args)
     cameras, camera_source = choose_cameras(args, scene)
@@ -206,9 +207,12 @@ def run(args: argparse.Namespace) -> int:
     preview_cams = cameras[:PREVIEW_VIEWS]
     before = render_views(scene, preview_cams, resolution=min(settings.resolution, 1024),
                           background=settings.background, device=settings.device)
-    result = stylize(scene, style, cameras, settings, progress=reporter.emit,
-                     preview=on_preview if settings.preview_every else None, should_stop=should_stop,
-                     checkpoint_path=out / "checkpoint.pt" if settings.checkpoint_every else None)
+    try:
+        result = stylize(scene, style, cameras, settings, progress=reporter.emit,
+                         preview=on_preview if settings.preview_every else None, should_stop=should_stop,
+                         checkpoint_path=out / "checkpoint.pt" if settings.checkpoint_every else None)
+    finally:
+        reporter.close()
     if result.cancelled:
         reporter.emit({"event": "cancelled", "iteration": result.history[-1]["iteration"] if result.history else 0,
                        "text": "cancelled; nothing written"})
