@@ -13,14 +13,7 @@ import math
 import torch
 
 from core.gaussians import Gaussians
-from core.sh import eval_sh
-
-
-def sh_basis(degree: int, dirs: torch.Tensor) -> torch.Tensor:
-    """Real SH basis values [S, (degree+1)^2] at unit directions [S, 3] (gsplat's convention)."""
-    k = (degree + 1) ** 2
-    one_hot = torch.eye(k, dtype=dirs.dtype, device=dirs.device)[:, :, None].expand(k, k, 3)
-    return eval_sh(degree, one_hot[None], dirs[:, None, :])[..., 0]
+from core.sh import sh_basis
 
 
 def sh_rotation(rotation: torch.Tensor, degree: int) -> torch.Tensor:
