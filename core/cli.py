@@ -29,9 +29,11 @@ CAMERA_FILE_NAMES = ("cameras.json",)
 
 def build_parser() -> argparse.ArgumentParser:
     d = StylizeSettings()
-    p = argparse.ArgumentParser(prog="sos-stylize", description="Stylize a 3D Gaussian Splatting scene with a "
-                                "painting (SGSST's multi-scale SOS loss). Writes OUTDIR/stylized.ply, previews "
-                                "and OUTDIR/report.json.")
+    p = argparse.ArgumentParser(
+        prog="sos-stylize", fromfile_prefix_chars="@",
+        description="Stylize a 3D Gaussian Splatting scene with a painting (SGSST's multi-scale SOS loss). Writes "
+        "OUTDIR/stylized.ply, previews and OUTDIR/report.json. Arguments can also come from a file, one per line: "
+        "sos-stylize @args.txt (the Blender add-on's job folders hold one).")
     p.add_argument("scene", nargs="?", type=Path, help="3DGS scene (.ply)")
     p.add_argument("style", nargs="?", type=Path, help="style image (painting)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if needed)")
