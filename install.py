@@ -109,16 +109,27 @@ def check_engine(python: Path) -> dict:
 
 
 def build_addon_zip(dest_dir: Path = ROOT / "dist") -> Path:
-    """Zip blender_addon/ as the add-on folder `sos_stylizer/` (Blender's Install from Disk takes it)."""
+    """Zip blender_addon/ as the folder `sos_stylizer/` (written atomically).
+
+    One zip for both install paths of Preferences > Add-ons > Install from Disk: Blender 4.2+ finds
+    blender_manifest.toml in the zip's single top folder and installs it as an extension; the legacy
+    installer (bpy.ops.preferences.addon_install) unpacks the folder into scripts/addons, where bl_info counts.
+    """
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / f"{ADDON_MODULE}.zip"
     fd, tmp = tempfile.mkstemp(dir=dest_dir, suffix=".zip.tmp")
     os.close(fd)
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(ADDON_SOURCE.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                zf.write(path, f"{ADDON_MODULE}/{path.relative_to(ADDON_SOURCE).as_posix()}")
-    os.replace(tmp, target)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(ADDON_SOURCE.rglob("*")):
+                relative = path.relative_to(ADDON_SOURCE)
+                hidden = any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
+                if path.is_file() and not hidden and path.suffix != ".pyc":
+                    zf.write(path, f"{ADDON_MODULE}/{relative.as_posix()}")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return target
 
 
@@ -129,17 +140,39 @@ def write_worker_settings(python: Path, dest_dir: Path) -> Path:
     return path
 
 
-def install_into_blender(blender: str, zip_path: Path, python: Path) -> None:
-    """Install and enable the add-on in a Blender, and point its preferences at the worker."""
-    script = (
-        "import bpy, sys\n"
-        f"bpy.ops.preferences.addon_install(filepath={str(zip_path)!r}, overwrite=True)\n"
-        f"bpy.ops.preferences.addon_enable(module={ADDON_MODULE!r})\n"
-        f"prefs = bpy.context.preferences.addons[{ADDON_MODULE!r}].preferences\n"
-        f"prefs.worker_python = {str(python)!r}\n"
+def blender_install_script(zip_path: Path, python: Path, legacy: bool = False) -> str:
+    """Python run inside Blender: install and enable the add-on zip, set the worker's Python, save preferences.
+
+    Blender 4.2+ installs it as an extension in the "user_default" repository (module
+    bl_ext.user_default.sos_stylizer); older Blender, or legacy=True, uses the legacy add-on installer.
+    """
+    return (
+        "import bpy\n"
+        f"if {legacy!r} or bpy.app.version < (4, 2, 0):\n"
+        f"    bpy.ops.preferences.addon_install(filepath={str(zip_path)!r}, overwrite=True)\n"
+        f"    module = {ADDON_MODULE!r}\n"
+        "    bpy.ops.preferences.addon_enable(module=module)\n"
+        "else:\n"
+        f"    bpy.ops.extensions.package_install_files(filepath={str(zip_path)!r}, repo='user_default',\n"
+        "                                             enable_on_install=True)\n"
+        f"    module = 'bl_ext.user_default.' + {ADDON_MODULE!r}\n"
+        "addon = bpy.context.preferences.addons.get(module)\n"
+        "if addon is None:\n"
+        "    raise SystemExit('the add-on was installed but is not enabled: ' + module)\n"
+        f"addon.preferences.worker_python = {str(python)!r}\n"
         "bpy.ops.wm.save_userpref()\n"
+        "print('installed and enabled', module)\n"
     )
-    run([blender, "--background", "--factory-startup", "--python-expr", script], f"installing the add-on into {blender}")
+
+
+def install_into_blender(blender: str, zip_path: Path, python: Path, legacy: bool = False) -> None:
+    """Install and enable the add-on in a Blender, and point its preferences at the worker.
+
+    Runs with the user's own preferences (no --factory-startup), so saving them keeps every other setting.
+    """
+    script = blender_install_script(zip_path, python, legacy)
+    run([blender, "--background", "--python-exit-code", "1", "--python-expr", script],
+        f"installing the add-on into {blender}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,0 +1,53 @@
+"""Names and values of a splat object's attributes: raw PLY properties and the activated display attributes.
+
+Raw properties keep their PLY names (lossless export reads them back). Display attributes are named like
+Blender 5.3's native splat import: `opacity` (sigmoid of the logit), `scale` (exp of the log scales),
+`rotation` (unit quaternion w, x, y, z) and `color` (DC colour 0.5 + C0 * f_dc, alpha = opacity). A PLY
+property whose name collides with one of these or with Blender's `position`, or starts with `ply_`, is
+stored as `ply_<name>` (a one-to-one renaming); in a 3DGS file that is only `opacity`, whose logit lives in
+`ply_opacity`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+C0 = 0.28209479177387814
+DISPLAY_ATTRIBUTES = ("opacity", "scale", "rotation", "color")
+RESERVED_NAMES = frozenset(DISPLAY_ATTRIBUTES) | {"position"}
+
+
+def attribute_name(ply_name: str) -> str:
+    """The Blender attribute holding a raw PLY property."""
+    return f"ply_{ply_name}" if ply_name in RESERVED_NAMES or ply_name.startswith("ply_") else ply_name
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Logistic function written with tanh so large |logits| never overflow."""
+    return (0.5 + 0.5 * np.tanh(0.5 * logits)).astype(np.float32)
+
+
+def unit_quaternions(wxyz: np.ndarray) -> np.ndarray:
+    """Normalised quaternions (w, x, y, z); a zero quaternion becomes the identity, as renderers treat it."""
+    norms = np.linalg.norm(wxyz, axis=1, keepdims=True)
+    unit = np.where(norms > 0, wxyz / np.where(norms > 0, norms, 1), np.array([1, 0, 0, 0], np.float32))
+    return unit.astype(np.float32)
+
+
+def dc_colors(f_dc: np.ndarray) -> np.ndarray:
+    """Degree-0 colour of each Gaussian, clamped at 0 like the 3DGS rasterizer."""
+    return np.maximum(0.5 + C0 * f_dc, 0.0).astype(np.float32)
+
+
+def display_values(raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Display attributes computed from raw PLY columns (keyed by PLY name)."""
+    opacity = sigmoid(raw["opacity"])
+    f_dc = np.stack([raw[f"f_dc_{i}"] for i in range(3)], axis=1)
+    return {
+        "opacity": opacity,
+        "scale": np.exp(np.stack([raw[f"scale_{i}"] for i in range(3)], axis=1)).astype(np.float32),
+        "rotation": unit_quaternions(np.stack([raw[f"rot_{i}"] for i in range(4)], axis=1)),
+        "color": np.concatenate([dc_colors(f_dc), opacity[:, None]], axis=1),
+    }
