@@ -96,7 +96,7 @@ def install_packages(python: Path, args: argparse.Namespace, cuda: bool) -> None
 
 def warm_up_gsplat(python: Path) -> None:
     """Compile gsplat's CUDA extension now (about a minute) so the first stylization doesn't wait."""
-    code = ("import torch, gsplat; from core.render import render_smoke_test; render_smoke_test('cuda')")
+    code = "from core.render import render_smoke_test as t; print('gsplat ready in %.0f s' % t('cuda'))"
     run([str(python), "-c", code], "compiling gsplat's CUDA kernels (one time)")
 
 

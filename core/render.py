@@ -7,6 +7,7 @@ the pure-PyTorch ``core.raster_torch`` everywhere else ("torch": CPU, Apple MPS)
 from __future__ import annotations
 
 import importlib.util
+import time
 from dataclasses import dataclass
 
 import torch
@@ -95,3 +96,18 @@ def render(g: Gaussians, viewmat: Tensor, K: Tensor, width: int, height: int, *,
         # packed mode rejects a per-camera background by a shape check.
         image = image + (1 - alpha) * background.to(image.device, image.dtype)
     return RenderOutput(image=image, alpha=alpha)
+
+
+def render_smoke_test(device: str = "cuda") -> float:
+    """Render a tiny scene once on ``device`` (compiles gsplat's CUDA kernels on first use); returns seconds."""
+    start = time.perf_counter()
+    dev = torch.device(device)
+    g = Gaussians(torch.zeros(1, 3, device=dev), torch.tensor([[1.0, 0, 0, 0]], device=dev),
+                  torch.full((1, 3), -2.0, device=dev), torch.zeros(1, device=dev), torch.zeros(1, 1, 3, device=dev))
+    viewmat = torch.eye(4, device=dev)
+    viewmat[2, 3] = 2.0
+    K = torch.tensor([[16.0, 0, 8], [0, 16.0, 8], [0, 0, 1]], device=dev)
+    image = render(g, viewmat, K, 16, 16).image
+    if not bool(torch.isfinite(image).all()) or float(image.max()) <= 0:
+        raise RuntimeError(f"the renderer on {device} produced an empty or invalid image")
+    return time.perf_counter() - start
