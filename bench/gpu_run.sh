@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One call on the lent GPU machine (see ../shared/docs/gpu.md): install the carried wheels, then run one stage of
 # the GPU benchmarks. Inputs travel in .device/ (wheels, data/, job/); everything it makes goes to $OUT.
-#   stage "loss":  bench/sos_grad.py (1080p/4K/8K) + a learning-rate sweep at 1080p on flowers
-#   stage "uhr":   sos-stylize on flowers at 4K and 8K under --max-gpu-mem 24, and the add-on's job folder (1080p)
+#   grad:  bench/sos_grad.py (1080p/4K/8K)           sweep: learning-rate sweep at 1080p on flowers
+#   uhr:   flowers at 4K and 8K under --max-gpu-mem 24  job:   the add-on's job folder (.device/job), 1080p
+# Usage: bench/gpu_run.sh STAGE [STAGE...]
 set -uo pipefail
-stage=${1:?stage: loss or uhr}
+stages=" $* "
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .device/wheels/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1
 DATA=.device/data
@@ -16,25 +17,28 @@ t0=$(date +%s)
 python3 -c "import torch; from core.render import render_smoke_test; render_smoke_test('cuda')" 2>&1 | tail -3
 echo "gsplat ready after $(( $(date +%s) - t0 )) s"
 
-if [ "$stage" = loss ]; then
+if [[ $stages == *" grad "* ]]; then
   python3 bench/sos_grad.py --budget-s "${SOS_BUDGET:-230}" --style "$STYLE" --json "$RES/sos_grad.json" \
     2>&1 | tee "$RES/sos_grad.log"
+fi
+if [[ $stages == *" sweep "* ]]; then
   python3 bench/stylize_scene.py --scene "$DATA/flowers" --style "$STYLE" --resolution 1920 \
     --iterations "${SWEEP_ITERS:-400}" --lr "${SWEEP_LRS:-0.005,0.01,0.02,0.05}" --out "$RES/sweep_1080p" \
     2>&1 | tee "$RES/sweep.log"
-elif [ "$stage" = uhr ]; then
+fi
+if [[ $stages == *" uhr "* ]]; then
   for res in 3840 7680; do
     python3 bench/stylize_scene.py --scene "$DATA/flowers" --style "$STYLE" --resolution $res \
       --iterations "${UHR_ITERS:-200}" --lr "${UHR_LR:-0.02}" --max-gpu-mem 24 --crop 1024 \
       --out "$RES/flowers_$res" 2>&1 | tee "$RES/uhr_$res.log"
   done
-  if [ -d .device/job ]; then
+fi
+if [[ $stages == *" job "* ]]; then
     cp "$DATA/flowers/point_cloud.ply" .device/job/input.ply  # the add-on's export is byte-identical (tested)
     (cd .device/job && python3 -m core @args.txt --json-progress > "$RES/job_progress.jsonl" 2> "$RES/job_stderr.txt")
     echo "job exit code $?"; tail -2 "$RES/job_progress.jsonl"
     cp .device/job/out/report.json "$RES/job_report.json" 2>/dev/null
     cp .device/job/out/before_after_*.png "$RES/" 2>/dev/null
-  fi
 fi
 rm -f "$RES"/*/*.ply
 tar -czf "$OUT/results.tar.gz" -C "$OUT" results && rm -rf "$RES"

@@ -24,6 +24,8 @@ from core.render import pick_backend, render
 from core.vgg import load_vgg19
 
 OPTIMIZE_CHOICES = ("color", "sh", "sh+opacity")
+# Content targets of bigger views (≈ 1.4 GB per view at 8K) are kept in host memory, not on the GPU.
+OFFLOAD_PIXELS = 2560 * 1440
 
 ProgressCallback = Callable[[dict], None]
 PreviewCallback = Callable[[int, torch.Tensor], None]
@@ -111,9 +113,18 @@ class _Views:
         return out.image.permute(2, 0, 1).unsqueeze(0)
 
     def content(self, i: int, build: Callable[[int], sos.ContentTargets]) -> sos.ContentTargets:
+        """View i's content targets; above OFFLOAD_PIXELS they wait in pinned host memory between uses."""
         if i not in self._content:
-            self._content[i] = build(i)
-        return self._content[i]
+            targets = build(i)
+            cam = self.cameras[i]
+            if self.device.type == "cuda" and cam.width * cam.height > OFFLOAD_PIXELS:
+                targets = sos.ContentTargets(targets.sizes, [f.cpu().pin_memory() for f in targets.features])
+            self._content[i] = targets
+        targets = self._content[i]
+        if targets.features[0].device != self.device:
+            targets = sos.ContentTargets(targets.sizes, [f.to(self.device, non_blocking=True)
+                                                         for f in targets.features])
+        return targets
 
 
 def _trainable(g: Gaussians, optimize: str) -> tuple[Gaussians, list[torch.Tensor]]:
@@ -196,16 +207,18 @@ def stylize(
         """Style statistics and memory plan per render size (computed once per run)."""
         if (h, w) not in style_targets:
             sizes = sos.pyramid_sizes(h, w, settings.min_short_side)
-            with torch.no_grad():
-                style_targets[(h, w)] = sos.build_style_targets(vgg, style, sizes)
             plans[(h, w)] = _plan(sizes, device, settings) if device.type == "cuda" else None
+            with torch.no_grad():
+                style_targets[(h, w)] = sos.build_style_targets(vgg, style, sizes, plan=plans[(h, w)],
+                                                                autocast_bf16=autocast)
         return style_targets[(h, w)], plans[(h, w)]
 
     def build_content(i: int) -> sos.ContentTargets:
         with torch.no_grad():
             image = views.render(original, i, background, backend)
+            _, plan = targets_for(image.shape[2], image.shape[3])
             sizes = sos.pyramid_sizes(image.shape[2], image.shape[3], settings.min_short_side)
-            return sos.build_content_targets(vgg, image, sizes)
+            return sos.build_content_targets(vgg, image, sizes, plan=plan, autocast_bf16=autocast)
 
     history: list[dict] = []
     start_iteration = 0
