@@ -33,17 +33,22 @@ CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 SETTINGS_FILE = "sos_worker.json"
 
 
-def default_venv() -> Path:
-    """Per-user location of the worker environment (overridable with --venv or SOS_STYLIZER_VENV)."""
-    if os.environ.get("SOS_STYLIZER_VENV"):
-        return Path(os.environ["SOS_STYLIZER_VENV"]).expanduser()
+def user_data_dir() -> Path:
+    """Per-user sos-stylizer folder; the Blender add-on also looks for sos_worker.json there."""
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
     elif sys.platform == "darwin":
         base = Path.home() / "Library" / "Application Support"
     else:
         base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "sos-stylizer" / "venv"
+    return base / "sos-stylizer"
+
+
+def default_venv() -> Path:
+    """Per-user location of the worker environment (overridable with --venv or SOS_STYLIZER_VENV)."""
+    if os.environ.get("SOS_STYLIZER_VENV"):
+        return Path(os.environ["SOS_STYLIZER_VENV"]).expanduser()
+    return user_data_dir() / "venv"
 
 
 def venv_python(venv: Path) -> Path:
@@ -202,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         warm_up_gsplat(python)
     report = check_engine(python)
     settings = write_worker_settings(python, zip_path.parent)
+    user_data_dir().mkdir(parents=True, exist_ok=True)
+    write_worker_settings(python, user_data_dir())  # found by the add-on when its preference is empty
     if args.blender:
         install_into_blender(args.blender, zip_path, python)
     print("\nDone.")

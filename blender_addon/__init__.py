@@ -5,7 +5,8 @@ add-on (bl_info). Only bpy, numpy and the standard library are imported; styliza
 worker process, so importing, displaying and exporting splats work without it.
 """
 
-from . import export_ops, import_ops, preferences, ui_panel
+from . import (export_ops, import_ops, preferences, render_engine, render_ops, stylize_ops, stylize_panel,
+               stylize_props, ui_panel)
 
 bl_info = {
     "name": "Gaussian Splat Stylizer",
@@ -17,7 +18,8 @@ bl_info = {
     "category": "Import-Export",
 }
 
-MODULES = (preferences, import_ops, export_ops, ui_panel)
+MODULES = (preferences, import_ops, export_ops, ui_panel, stylize_props, stylize_ops, stylize_panel,
+           render_engine, render_ops)
 
 
 def register() -> None:

@@ -101,9 +101,19 @@ def process_flags() -> int:
     return getattr(subprocess, "CREATE_NO_WINDOW", 0)
 
 
+def check_key(python: str) -> tuple[str, int]:
+    """Cache key of a check: the executable and its modification time."""
+    return python, Path(python).stat().st_mtime_ns if Path(python).exists() else 0
+
+
+def cached_check(python: str) -> dict | None:
+    """The last check of this executable in this session, if any."""
+    return _CHECKS.get(check_key(python))
+
+
 def check_worker(python: str, refresh: bool = False) -> dict:
     """The worker's `python -m core.worker --check` report (cached per executable); raises SplatInputError."""
-    key = (python, Path(python).stat().st_mtime_ns if Path(python).exists() else 0)
+    key = check_key(python)
     if refresh or key not in _CHECKS:
         _CHECKS[key] = run_check(python)
     return _CHECKS[key]

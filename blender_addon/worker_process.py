@@ -77,6 +77,14 @@ class LineProcess:
         """The last line the process wrote on stderr."""
         return last_line("\n".join(self.stderr_tail))
 
+    def end(self, force: bool = False) -> None:
+        """Terminate (or with force, kill) the process without waiting for it."""
+        if self.proc.poll() is None:
+            if force:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Terminate the process (then kill it if it lingers) and forget it."""
         if self.proc.poll() is None:
