@@ -29,17 +29,26 @@ fi
 if [[ $stages == *" uhr "* ]]; then
   for res in 3840 7680; do
     python3 bench/stylize_scene.py --scene "$DATA/flowers" --style "$STYLE" --resolution $res \
-      --iterations "${UHR_ITERS:-200}" --lr "${UHR_LR:-0.02}" --max-gpu-mem 24 --crop 1024 \
+      --iterations "${UHR_ITERS:-200}" --lr "${UHR_LR:-0.05}" --max-gpu-mem 24 --crop 1024 \
       --out "$RES/flowers_$res" 2>&1 | tee "$RES/uhr_$res.log"
   done
 fi
 if [[ $stages == *" job "* ]]; then
-    cp "$DATA/flowers/point_cloud.ply" .device/job/input.ply  # the add-on's export is byte-identical (tested)
+    # The add-on's scene.ply is byte-identical to flowers (checked with cmp before carrying), so it is not carried.
+    [ -f .device/job/scene.ply ] || cp "$DATA/flowers/point_cloud.ply" .device/job/scene.ply
     (cd .device/job && python3 -m core @args.txt --json-progress > "$RES/job_progress.jsonl" 2> "$RES/job_stderr.txt")
     echo "job exit code $?"; tail -2 "$RES/job_progress.jsonl"
-    cp .device/job/out/report.json "$RES/job_report.json" 2>/dev/null
-    cp .device/job/out/before_after_*.png "$RES/" 2>/dev/null
+    mkdir -p "$RES/job" && cp .device/job/out/before_after_*.png .device/job/out/report.json "$RES/job/"
 fi
 rm -f "$RES"/*/*.ply
+python3 - <<'PY'  # PNG -> JPEG so that the images fit in what comes back from the machine
+import glob, os
+from PIL import Image
+for path in glob.glob(os.environ["OUT"] + "/results/**/*.png", recursive=True):
+    image = Image.open(path).convert("RGB")
+    image.save(path[:-4] + ".jpg", quality=90)
+    os.remove(path)
+PY
+for d in "$RES"/*/; do tar -czf "$OUT/$(basename "$d").tar.gz" -C "$RES" "$(basename "$d")" && rm -rf "$d"; done
 tar -czf "$OUT/results.tar.gz" -C "$OUT" results && rm -rf "$RES"
 ls -la "$OUT"

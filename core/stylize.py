@@ -24,8 +24,10 @@ from core.render import pick_backend, render
 from core.vgg import load_vgg19
 
 OPTIMIZE_CHOICES = ("color", "sh", "sh+opacity")
-# Content targets of bigger views (≈ 1.4 GB per view at 8K) are kept in host memory, not on the GPU.
-OFFLOAD_PIXELS = 2560 * 1440
+# relu4_2 targets: 512 float32 channels at 1/8 resolution over a pyramid adding a third: ≈ 43 bytes per pixel.
+CONTENT_BYTES_PER_PX = 512 * 4 / 64 * 4 / 3
+# Share of the GPU memory budget that cached content targets may take before they move to host memory.
+CONTENT_CACHE_SHARE = 0.25
 
 ProgressCallback = Callable[[dict], None]
 PreviewCallback = Callable[[int, torch.Tensor], None]
@@ -36,7 +38,7 @@ class StylizeSettings:
     """Everything that shapes a run; stored in report.json and checkpoints."""
 
     iterations: int = 800
-    learning_rate: float = 0.02
+    learning_rate: float = 0.05
     style_strength: float = 1.0
     content_weight: float = 1.0
     resolution: int = 1024
@@ -99,9 +101,11 @@ def resolve_device(requested: str) -> torch.device:
 class _Views:
     """The render cameras with their per-view content targets, computed once per view on first use."""
 
-    def __init__(self, cameras: list[Camera], device: torch.device):
+    def __init__(self, cameras: list[Camera], device: torch.device, cache_bytes: float = float("inf")):
         self.cameras = cameras
         self.device = device
+        total = sum(CONTENT_BYTES_PER_PX * c.width * c.height for c in cameras)
+        self.offload = device.type == "cuda" and total > cache_bytes
         self.viewmats = [torch.as_tensor(c.viewmat, dtype=torch.float32, device=device) for c in cameras]
         self.Ks = [torch.as_tensor(c.K(), dtype=torch.float32, device=device) for c in cameras]
         self._content: dict[int, sos.ContentTargets] = {}
@@ -113,11 +117,10 @@ class _Views:
         return out.image.permute(2, 0, 1).unsqueeze(0)
 
     def content(self, i: int, build: Callable[[int], sos.ContentTargets]) -> sos.ContentTargets:
-        """View i's content targets; above OFFLOAD_PIXELS they wait in pinned host memory between uses."""
+        """View i's content targets; when all views' would not fit the cache budget, they wait in host memory."""
         if i not in self._content:
             targets = build(i)
-            cam = self.cameras[i]
-            if self.device.type == "cuda" and cam.width * cam.height > OFFLOAD_PIXELS:
+            if self.offload:
                 targets = sos.ContentTargets(targets.sizes, [f.cpu().pin_memory() for f in targets.features])
             self._content[i] = targets
         targets = self._content[i]
@@ -193,7 +196,7 @@ def stylize(
     original = Gaussians.from_splat_data(scene, device)
     live, params = _trainable(original, settings.optimize)
     optimizer = torch.optim.Adam(params, lr=settings.learning_rate)
-    views = _Views([c.with_long_side(settings.resolution) for c in cameras], device)
+    views = _Views([c.with_long_side(settings.resolution) for c in cameras], device, _content_cache_bytes(device, settings))
     background = torch.tensor(settings.background, dtype=torch.float32, device=device)
     vgg = load_vgg19(settings.vgg_weights, device=device)
     weights = sos.LossWeights(style_strength=settings.style_strength, content_weight=settings.content_weight)
@@ -274,6 +277,16 @@ def stylize(
     if device.type == "cuda":
         timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return StylizeResult(final.to_splat_data(scene), history, cancelled, str(device), backend, timings)
+
+
+def _content_cache_bytes(device: torch.device, settings: StylizeSettings) -> float:
+    """GPU memory that cached content targets may use: a share of the cap or of the free memory."""
+    if device.type != "cuda":
+        return float("inf")
+    budget = planner.free_gpu_bytes(device)
+    if settings.max_gpu_mem_gib is not None:
+        budget = min(budget, settings.max_gpu_mem_gib * 2**30)
+    return CONTENT_CACHE_SHARE * budget
 
 
 def _plan(sizes: list[tuple[int, int]], device: torch.device, settings: StylizeSettings) -> list:
