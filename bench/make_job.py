@@ -2,7 +2,7 @@
 """Write a stylization job folder with the Blender add-on (headless bpy), to run on a GPU machine.
 
     .venv/bin/python bench/make_job.py JOB_FOLDER [--scene DIR] [--style IMAGE] [--resolution 1920]
-                                      [--iterations 800] [--optimize color|sh|sh+opacity] [--max-gpu-mem GiB]
+                                      [--iterations 600] [--optimize color|sh|sh+opacity] [--max-gpu-mem GiB]
     # then, on the GPU machine:  cd JOB_FOLDER && python -m core @args.txt
 
 Installs the add-on zip in a throw-away extension repository (as bench/blender_import.py does), imports
@@ -31,7 +31,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--style", type=Path,
                         default=SHARED / "styles" / "vangogh_starry_night_over_the_rhone_2000px.jpg")
     parser.add_argument("--resolution", type=int, default=1920, help="long side of the views in pixels")
-    parser.add_argument("--iterations", type=int, default=800)
+    parser.add_argument("--iterations", type=int, default=600)
     parser.add_argument("--optimize", choices=sorted(OPTIMIZE), default="color")
     parser.add_argument("--max-gpu-mem", type=float, default=0.0, help="GiB cap for the loss (0: no cap)")
     return parser.parse_args()

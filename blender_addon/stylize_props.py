@@ -26,7 +26,7 @@ class SOS_PG_stylize_settings(bpy.types.PropertyGroup):
     resolution: IntProperty(name="Resolution", default=1024, min=16, max=8192,
                             description="Long side in pixels of the views the style loss sees (up to 8K; "
                                         "above about 2K the loss is computed in tiles)")
-    iterations: IntProperty(name="Iterations", default=800, min=1, max=100_000,
+    iterations: IntProperty(name="Iterations", default=600, min=1, max=100_000,
                             description="Optimisation steps (one random view each)")
     style_strength: FloatProperty(name="Style Strength", default=1.0, min=0.0, soft_max=10.0,
                                   description="Weight of the painting's style against the scene's content")

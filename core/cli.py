@@ -97,8 +97,9 @@ def choose_cameras(args: argparse.Namespace, scene: SplatData) -> tuple[list[Cam
 
 
 def settings_from_args(args: argparse.Namespace) -> StylizeSettings:
+    default_iterations = 120 if args.demo else StylizeSettings.iterations
     return StylizeSettings(
-        iterations=args.iterations if args.iterations is not None else (120 if args.demo else 800),
+        iterations=args.iterations if args.iterations is not None else default_iterations,
         learning_rate=args.lr, style_strength=args.style_strength, content_weight=args.content_weight,
         resolution=args.resolution or (128 if args.demo else 1024), optimize=args.optimize, seed=args.seed,
         background=parse_background(args.background), max_gpu_mem_gib=args.max_gpu_mem, bf16=not args.no_bf16,

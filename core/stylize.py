@@ -37,7 +37,7 @@ PreviewCallback = Callable[[int, torch.Tensor], None]
 class StylizeSettings:
     """Everything that shapes a run; stored in report.json and checkpoints."""
 
-    iterations: int = 800
+    iterations: int = 600
     learning_rate: float = 0.05
     style_strength: float = 1.0
     content_weight: float = 1.0
