@@ -29,11 +29,4 @@ class SplatStylizerPreferences(bpy.types.AddonPreferences):
 CLASSES = (SplatStylizerPreferences,)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

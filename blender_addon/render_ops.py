@@ -76,11 +76,4 @@ class SOS_OT_render_cameras(bpy.types.Operator):
 CLASSES = (SOS_OT_render_cameras,)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -10,7 +10,7 @@ import bpy
 from . import render_worker, stylize_session
 from .errors import SplatInputError
 from .stylize_job import StylizeJob
-from .ui_panel import SIDEBAR_TAB
+from .ui_panel import SidebarPanel
 from .worker_config import addon_preferences, cached_check, check_problems, configured_python, describe_check
 
 MESSAGE_ICONS = {'INFO': 'INFO', 'WARNING': 'ERROR', 'ERROR': 'CANCEL'}
@@ -62,14 +62,11 @@ def draw_job(layout: bpy.types.UILayout) -> None:
         wrapped_label(box, message.text, MESSAGE_ICONS[message.level])
 
 
-class VIEW3D_PT_sos_stylize(bpy.types.Panel):
+class VIEW3D_PT_sos_stylize(SidebarPanel, bpy.types.Panel):
     """Style image, settings, cameras, Stylize / Cancel, progress and preview."""
 
     bl_label = "Stylize"
     bl_idname = "VIEW3D_PT_sos_stylize"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = SIDEBAR_TAB
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -91,14 +88,11 @@ class VIEW3D_PT_sos_stylize(bpy.types.Panel):
         draw_job(layout)
 
 
-class VIEW3D_PT_sos_worker(bpy.types.Panel):
+class VIEW3D_PT_sos_worker(SidebarPanel, bpy.types.Panel):
     """The worker's Python, device and its last check."""
 
     bl_label = "Worker"
     bl_idname = "VIEW3D_PT_sos_worker"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = SIDEBAR_TAB
     bl_parent_id = VIEW3D_PT_sos_stylize.bl_idname
     bl_options = {'DEFAULT_CLOSED'}
 
@@ -126,14 +120,11 @@ class VIEW3D_PT_sos_worker(bpy.types.Panel):
         layout.operator("sos.export_job", icon='FILE_FOLDER')
 
 
-class VIEW3D_PT_sos_render(bpy.types.Panel):
+class VIEW3D_PT_sos_render(SidebarPanel, bpy.types.Panel):
     """Rendering splats: the Gaussian Splats engine, colour management, camera renders."""
 
     bl_label = "Render"
     bl_idname = "VIEW3D_PT_sos_render"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = SIDEBAR_TAB
     bl_parent_id = VIEW3D_PT_sos_stylize.bl_idname
     bl_options = {'DEFAULT_CLOSED'}
 

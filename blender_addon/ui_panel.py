@@ -5,17 +5,19 @@ import bpy
 from .display_nodes import DISPLAY_INPUTS, display_modifier, input_property
 from .splat_object import SPLAT_KEY, is_splat_object
 
-SIDEBAR_TAB = "Stylize"
+class SidebarPanel:
+    """Where the add-on's panels live: the 3D Viewport's sidebar (N), tab "Stylize"."""
+
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "Stylize"
 
 
-class VIEW3D_PT_gaussian_splats(bpy.types.Panel):
+class VIEW3D_PT_gaussian_splats(SidebarPanel, bpy.types.Panel):
     """Import and export splat scenes; show the active splat's size and viewport display settings."""
 
     bl_label = "Gaussian Splats"
     bl_idname = "VIEW3D_PT_gaussian_splats"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = SIDEBAR_TAB
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -40,11 +42,4 @@ class VIEW3D_PT_gaussian_splats(bpy.types.Panel):
 CLASSES = (VIEW3D_PT_gaussian_splats,)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)
