@@ -3,6 +3,7 @@
 # the GPU benchmarks. Inputs travel in .device/ (wheels, data/, job/); everything it makes goes to $OUT.
 #   grad:  bench/sos_grad.py (1080p/4K/8K)           sweep: learning-rate sweep at 1080p on flowers
 #   uhr:   flowers at 4K and 8K under --max-gpu-mem 24  job:   the add-on's job folder (.device/job), 1080p
+#   cudnn: 1080p and 4K steps with and without cuDNN autotuning
 # Usage: bench/gpu_run.sh STAGE [STAGE...]
 set -uo pipefail
 stages=" $* "
@@ -31,6 +32,15 @@ if [[ $stages == *" uhr "* ]]; then
     python3 bench/stylize_scene.py --scene "$DATA/flowers" --style "$STYLE" --resolution $res \
       --iterations "${UHR_ITERS:-200}" --lr "${UHR_LR:-0.05}" --max-gpu-mem 24 --crop 1024 \
       --out "$RES/flowers_$res" 2>&1 | tee "$RES/uhr_$res.log"
+  done
+fi
+if [[ $stages == *" cudnn "* ]]; then
+  for res in 1920 3840; do
+    for mode in on off; do
+      flag=$([ $mode = on ] && echo --cudnn-benchmark)
+      python3 bench/stylize_scene.py --scene "$DATA/flowers" --style "$STYLE" --resolution $res --iterations 150 \
+        --max-gpu-mem 24 $flag --out "$RES/cudnn_${mode}_$res" 2>&1 | grep -v Warn | tee -a "$RES/cudnn.log"
+    done
   done
 fi
 if [[ $stages == *" job "* ]]; then

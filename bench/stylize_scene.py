@@ -62,6 +62,7 @@ def main() -> int:
     p.add_argument("--max-gpu-mem", type=float)
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--cudnn-benchmark", action="store_true")
     p.add_argument("--aspect", type=float, default=16 / 9, help="render width/height (cameras are resized)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--save-ply", action="store_true")
@@ -80,7 +81,8 @@ def main() -> int:
     for lr in [float(v) for v in args.lr.split(",")]:
         settings = StylizeSettings(iterations=args.iterations, learning_rate=lr, resolution=args.resolution,
                                    max_gpu_mem_gib=args.max_gpu_mem, bf16=not args.no_bf16,
-                                   content_weight=args.content_weight)
+                                   content_weight=args.content_weight,
+                                   cudnn_benchmark=args.cudnn_benchmark)
         run = run_once(scene, style, cameras, settings)
         result = run.pop("result")
         tag = f"lr{lr:g}"

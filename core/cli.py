@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-gpu-mem", type=float, metavar="GiB", help="cap on GPU memory for the loss (tiles above)")
     p.add_argument("--no-bf16", action="store_true", help="run VGG in float32/TF32 instead of bf16 autocast")
     p.add_argument("--vgg-weights", type=Path, help="other VGG-19 weights (torchvision-style state dict)")
+    p.add_argument("--vgg-preprocess", choices=("caffe", "torch"), default="caffe",
+                   help="input convention of --vgg-weights: caffe (BGR 0-255, mean-subtracted) or torch (ImageNet)")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune convolutions (measured slower "
+                   "for runs of a few hundred steps: docs/benchmarks.md)")
     p.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout (for programs)")
     p.add_argument("--preview-every", type=int, default=0, help="write OUTDIR/preview.png every N iterations")
     p.add_argument("--checkpoint-every", type=int, default=0, help="save OUTDIR/checkpoint.pt every N iterations "
@@ -104,6 +108,7 @@ def settings_from_args(args: argparse.Namespace) -> StylizeSettings:
         resolution=args.resolution or (128 if args.demo else 1024), optimize=args.optimize, seed=args.seed,
         background=parse_background(args.background), max_gpu_mem_gib=args.max_gpu_mem, bf16=not args.no_bf16,
         device=args.device, vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
+        vgg_preprocess=args.vgg_preprocess, cudnn_benchmark=args.cudnn_benchmark,
         preview_every=max(args.preview_every, 0), checkpoint_every=max(args.checkpoint_every, 0))
 
 

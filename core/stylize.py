@@ -51,6 +51,8 @@ class StylizeSettings:
     device: str = "auto"
     backend: str = "auto"
     vgg_weights: str | None = None
+    vgg_preprocess: str = "caffe"
+    cudnn_benchmark: bool = False
     preview_every: int = 0
     checkpoint_every: int = 0
 
@@ -66,6 +68,7 @@ class StylizeSettings:
             (len(self.background) == 3 and all(0 <= c <= 1 for c in self.background),
              f"background must be three values in 0..1 (got {self.background})"),
             (self.max_gpu_mem_gib is None or self.max_gpu_mem_gib > 0, "GPU memory cap must be > 0 GiB"),
+            (self.vgg_preprocess in ("caffe", "torch"), "VGG preprocessing must be 'caffe' or 'torch'"),
         ]
         for ok, message in checks:
             if not ok:
@@ -198,7 +201,9 @@ def stylize(
     optimizer = torch.optim.Adam(params, lr=settings.learning_rate)
     views = _Views([c.with_long_side(settings.resolution) for c in cameras], device, _content_cache_bytes(device, settings))
     background = torch.tensor(settings.background, dtype=torch.float32, device=device)
-    vgg = load_vgg19(settings.vgg_weights, device=device)
+    vgg = load_vgg19(settings.vgg_weights, device=device, preprocess=settings.vgg_preprocess)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = settings.cudnn_benchmark
     weights = sos.LossWeights(style_strength=settings.style_strength, content_weight=settings.content_weight)
     autocast = settings.bf16 and device.type == "cuda"
     style = style_image.permute(2, 0, 1).unsqueeze(0).to(device)
