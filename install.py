@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         install_into_blender(args.blender, zip_path, python)
     print("\nDone.")
     print(f"  worker Python : {python}")
-    print(f"  engine        : torch {report.get('torch')}, device {report.get('device')}, gsplat {report.get('gsplat')}")
+    print(f"  engine        : torch {report.get('torch')}, device {report.get('device')}, "
+          f"gsplat {report.get('gsplat')}")
     print(f"  add-on zip    : {zip_path}  (Blender: Edit > Preferences > Add-ons > Install from Disk)")
     print(f"  worker settings for the add-on: {settings}")
     print(f"  command line  : {venv_python(venv).parent / 'sos-stylize'} --demo -o out/")

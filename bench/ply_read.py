@@ -92,7 +92,7 @@ def main() -> None:
         print(f"{data.count:,} Gaussians, SH degree {data.sh_degree}, {len(data.vertices.dtype.names)} properties, "
               f"{path.stat().st_size / 2**20:.0f} MiB; best of {args.repeats}; {os.cpu_count()} CPU cores")
         cold_supported = evict_from_page_cache(path)
-        print(f"| reader | cold (s) | warm (s) |\n| --- | --- | --- |")
+        print("| reader | cold (s) | warm (s) |\n| --- | --- | --- |")
         for name, read in readers.items():
             cold = best_time(read, path, args.repeats, cold=True) if cold_supported else float("nan")
             warm = best_time(read, path, args.repeats, cold=False)

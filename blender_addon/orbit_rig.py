@@ -3,7 +3,8 @@
 Same idea as the engine's orbit rig (core/cameras.orbit_cameras): the target is the median of the opaque
 Gaussians (opacity logit > 0), and the sphere around it holding 95 % of them fits the image with a small
 margin. Everything is computed in the splat object's data (PLY) coordinates, with "up" being Blender's +Z
-seen from there, and the cameras are parented to the splat object so they follow it.
+seen from there, and the cameras are parented to the splat object so they follow it. The add-on cannot import
+the engine (it pulls in torch), hence this small numpy twin of the engine's rule.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ def addon_preferences() -> bpy.types.AddonPreferences | None:
 
 
 def user_data_dir() -> Path:
-    """The per-user sos-stylizer folder, as install.py places it."""
+    """The per-user sos-stylizer folder, as install.py places it (a twin of install.user_data_dir: the zip
+    holds no install.py)."""
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
     elif sys.platform == "darwin":

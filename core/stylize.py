@@ -199,7 +199,8 @@ def stylize(
     original = Gaussians.from_splat_data(scene, device)
     live, params = _trainable(original, settings.optimize)
     optimizer = torch.optim.Adam(params, lr=settings.learning_rate)
-    views = _Views([c.with_long_side(settings.resolution) for c in cameras], device, _content_cache_bytes(device, settings))
+    views = _Views([c.with_long_side(settings.resolution) for c in cameras], device,
+                   _content_cache_bytes(device, settings))
     background = torch.tensor(settings.background, dtype=torch.float32, device=device)
     vgg = load_vgg19(settings.vgg_weights, device=device, preprocess=settings.vgg_preprocess)
     if device.type == "cuda":

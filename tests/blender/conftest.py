@@ -81,6 +81,18 @@ def shared_scene(name: str) -> Path:
 
 
 @pytest.fixture
+def worker_addon(addon):
+    """The add-on with the CPU worker (this Python); stops any job or render worker left running."""
+    from stylize_helpers import configure
+    configure(addon)
+    yield addon
+    addon.stylize_session.shutdown()
+    addon.render_worker.shutdown()
+    if bpy.app.timers.is_registered(addon.stylize_session.tick):
+        bpy.app.timers.unregister(addon.stylize_session.tick)
+
+
+@pytest.fixture
 def guitar() -> Path:
     return shared_scene("guitar")
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-import pytest
 
 from core.cameras import orbit_cameras, save_cameras_json
 from core.demo import demo_scene, demo_style
@@ -97,14 +96,3 @@ def fake_worker(path: Path, body: str) -> Path:
         """) + textwrap.dedent(body))
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
-
-
-@pytest.fixture
-def worker_addon(addon):
-    """The add-on with the CPU worker (this Python); stops any job or render worker left running."""
-    configure(addon)
-    yield addon
-    addon.stylize_session.shutdown()
-    addon.render_worker.shutdown()
-    if bpy.app.timers.is_registered(addon.stylize_session.tick):
-        bpy.app.timers.unregister(addon.stylize_session.tick)

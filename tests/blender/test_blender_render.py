@@ -10,7 +10,7 @@ import pytest
 import torch
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
-from stylize_helpers import configure, fake_worker, import_scene, positions, worker_addon, write_scene  # noqa: F401
+from stylize_helpers import configure, fake_worker, import_scene, positions, write_scene
 
 from core.cameras import load_cameras
 from core.gaussians import Gaussians

@@ -15,7 +15,7 @@ import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 from stylize_helpers import (assert_unchanged, configure, fake_worker, positions, raw_column, set_up_stylize,
-                             snapshot, worker_addon)  # noqa: F401  (worker_addon is a fixture)
+                             snapshot)
 
 import install
 from core.cameras import load_cameras
