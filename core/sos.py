@@ -118,6 +118,9 @@ def layer_sums(feats: torch.Tensor) -> LayerSums:
     n, positions = matrix.shape
     if positions == 0:
         return LayerSums(feats.new_zeros((n, n), dtype=dtype), feats.new_zeros((n,), dtype=dtype), 0)
+    if _direct_float32_products(matrix, dtype):
+        return LayerSums(torch.mm(matrix, matrix.T, out_dtype=torch.float32),
+                         matrix.sum(dim=1, dtype=torch.float32), positions)
     outer = total = None
     with _no_autocast(feats):
         for block in _column_blocks(matrix):
@@ -371,6 +374,26 @@ def _channel_matrix(feats: torch.Tensor) -> torch.Tensor:
     if feats.is_contiguous(memory_format=torch.channels_last):
         return feats.permute(0, 2, 3, 1).reshape(h * w, n).T
     return feats.contiguous().view(n, h * w)
+
+
+def _direct_float32_products(matrix: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether cuBLAS can take bf16/fp16 features and return float32 sums itself (no upcast copy, one launch).
+
+    Products of two bf16 numbers are exact in float32 and cuBLAS accumulates in float32, so this gives the same
+    sums as upcasting first. torch.mm's out_dtype exists on CUDA only (and only in recent PyTorch).
+    """
+    return (matrix.is_cuda and matrix.dtype in (torch.bfloat16, torch.float16) and dtype == torch.float32
+            and _MM_OUT_DTYPE)
+
+
+def _mm_out_dtype_supported() -> bool:
+    try:
+        return "out_dtype" in str(torch.ops.aten.mm.dtype._schema)
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_MM_OUT_DTYPE = _mm_out_dtype_supported()
 
 
 def _column_blocks(matrix: torch.Tensor) -> list[slice]:
