@@ -1,5 +1,29 @@
-"""The add-on's one exception type for user mistakes (bad files, unusable objects)."""
+"""The add-on's one exception type for user mistakes (bad files, unusable objects), and how operators report it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import bpy
 
 
 class SplatInputError(Exception):
     """A user-facing problem: a one-line message that names the file or object and the problem."""
+
+
+def run_reported(operator: bpy.types.Operator, action: Callable[[], str], target: object = "") -> set[str]:
+    """Run an operator's work: its message as an INFO report on success, user errors and write failures as ERROR.
+
+    ``action`` returns the success message; ``target`` names the file or folder in a write failure's message.
+    """
+    try:
+        message = action()
+    except SplatInputError as error:
+        operator.report({'ERROR'}, str(error))
+        return {'CANCELLED'}
+    except OSError as error:
+        operator.report({'ERROR'}, f"{error.filename or target}: cannot write: {error.strerror or error}")
+        return {'CANCELLED'}
+    operator.report({'INFO'}, message)
+    return {'FINISHED'}

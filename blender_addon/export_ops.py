@@ -9,7 +9,7 @@ from bpy_extras.io_utils import ExportHelper
 
 from .camera_objects import export_records
 from .cameras_json import write_cameras
-from .errors import SplatInputError
+from .errors import SplatInputError, run_reported
 from .gaussian_transform import transform_columns
 from .ply_format import write_splat_ply
 from .splat_object import read_raw_columns, stored_header
@@ -59,16 +59,12 @@ class EXPORT_SCENE_OT_gaussian_splat(bpy.types.Operator, ExportHelper):
     def execute(self, context: bpy.types.Context) -> set[str]:
         path = Path(bpy.path.abspath(self.filepath))
         context.view_layer.update()  # current matrix_world for the transform and camera poses
-        try:
+
+        def export() -> str:
             count = export_splat(context.view_layer.objects.active, path, self.apply_transform)
-        except SplatInputError as error:
-            self.report({'ERROR'}, str(error))
-            return {'CANCELLED'}
-        except OSError as error:
-            self.report({'ERROR'}, f"{path}: cannot write: {error.strerror or error}")
-            return {'CANCELLED'}
-        self.report({'INFO'}, f"Exported {count} Gaussians to {path.name}")
-        return {'FINISHED'}
+            return f"Exported {count} Gaussians to {path.name}"
+
+        return run_reported(self, export, path)
 
 
 class EXPORT_SCENE_OT_gaussian_splat_cameras(bpy.types.Operator, ExportHelper):
@@ -91,19 +87,15 @@ class EXPORT_SCENE_OT_gaussian_splat_cameras(bpy.types.Operator, ExportHelper):
     def execute(self, context: bpy.types.Context) -> set[str]:
         path = Path(bpy.path.abspath(self.filepath))
         context.view_layer.update()  # current matrix_world for the transform and camera poses
-        try:
+
+        def export() -> str:
             cameras = scene_cameras(context, self.collection)
             if not cameras:
                 raise SplatInputError(f"no cameras to export in {self.collection or 'the scene'}")
             write_cameras(path, export_records(cameras, context.scene, self.frame == 'WORLD'))
-        except SplatInputError as error:
-            self.report({'ERROR'}, str(error))
-            return {'CANCELLED'}
-        except OSError as error:
-            self.report({'ERROR'}, f"{path}: cannot write: {error.strerror or error}")
-            return {'CANCELLED'}
-        self.report({'INFO'}, f"Exported {len(cameras)} cameras to {path.name}")
-        return {'FINISHED'}
+            return f"Exported {len(cameras)} cameras to {path.name}"
+
+        return run_reported(self, export, path)
 
 
 def menu_export(self: bpy.types.Menu, context: bpy.types.Context) -> None:

@@ -9,7 +9,7 @@ from bpy.props import StringProperty
 
 from .camera_objects import export_order
 from .colour import png_pixels
-from .errors import SplatInputError
+from .errors import SplatInputError, run_reported
 from .png_file import write_png
 from .render_view import background_colour, camera_view, render_view, splat_objects
 
@@ -61,16 +61,12 @@ class SOS_OT_render_cameras(bpy.types.Operator):
             self.report({'ERROR'}, "Choose a folder for the images")
             return {'CANCELLED'}
         folder = Path(bpy.path.abspath(self.directory))
-        try:
+
+        def render_all() -> str:
             paths = render_cameras(context, collection_cameras(self.collection), folder)
-        except SplatInputError as error:
-            self.report({'ERROR'}, str(error))
-            return {'CANCELLED'}
-        except OSError as error:
-            self.report({'ERROR'}, f"{folder}: cannot write: {error.strerror or error}")
-            return {'CANCELLED'}
-        self.report({'INFO'}, f"Rendered {len(paths)} cameras of {self.collection} to {folder}")
-        return {'FINISHED'}
+            return f"Rendered {len(paths)} cameras of {self.collection} to {folder}"
+
+        return run_reported(self, render_all, folder)
 
 
 CLASSES = (SOS_OT_render_cameras,)

@@ -6,7 +6,7 @@ import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from . import stylize_session
-from .errors import SplatInputError
+from .errors import SplatInputError, run_reported
 from .orbit_rig import create_orbit_rig
 from .stylize_launch import active_splat, export_job, start_job
 from .worker_config import check_problems, check_worker, describe_check, worker_python
@@ -83,14 +83,12 @@ class SOS_OT_add_orbit_cameras(bpy.types.Operator):
                        description="Number of cameras (0: the Stylize panel's Views setting)")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
+        def add_rig() -> str:
             obj = active_splat(context)
             cameras = create_orbit_rig(obj, context.scene, self.count or context.scene.sos_stylize.orbit_count)
-        except SplatInputError as error:
-            self.report({'ERROR'}, str(error))
-            return {'CANCELLED'}
-        self.report({'INFO'}, f"Added {len(cameras)} orbit cameras around {obj.name}")
-        return {'FINISHED'}
+            return f"Added {len(cameras)} orbit cameras around {obj.name}"
+
+        return run_reported(self, add_rig)
 
 
 class SOS_OT_export_job(bpy.types.Operator):
@@ -110,13 +108,12 @@ class SOS_OT_export_job(bpy.types.Operator):
             self.report({'ERROR'}, "Choose a folder for the job")
             return {'CANCELLED'}
         folder = Path(bpy.path.abspath(self.directory))
-        try:
+
+        def write_job() -> str:
             export_job(context, folder)
-        except SplatInputError as error:
-            self.report({'ERROR'}, str(error))
-            return {'CANCELLED'}
-        self.report({'INFO'}, f"Wrote the job to {folder}; run it there with: python -m core @args.txt")
-        return {'FINISHED'}
+            return f"Wrote the job to {folder}; run it there with: python -m core @args.txt"
+
+        return run_reported(self, write_job, folder)
 
 
 class SOS_OT_check_worker(bpy.types.Operator):
