@@ -403,12 +403,24 @@ def _column_blocks(matrix: torch.Tensor) -> list[slice]:
 
 
 def _affine_channels(feats: torch.Tensor, mix: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-    """mix @ F + offset per position, computed in mix's dtype block by block, returned in F's dtype and layout."""
+    """mix @ F + offset per position, returned in F's dtype and layout.
+
+    On CUDA with bf16/fp16 features: one GEMM in that dtype. Elsewhere: in mix's dtype (float32/64), block by block.
+    """
     if not (feats.is_contiguous() or feats.is_contiguous(memory_format=torch.channels_last)):
         feats = feats.contiguous()
     out = torch.empty_like(feats)
     source, target = _channel_matrix(feats), _channel_matrix(out)
     positions_major = source.stride(0) == 1 and source.shape[1] > 1
+    if feats.is_cuda and feats.dtype in (torch.bfloat16, torch.float16):
+        # One GEMM in the features' dtype (float32 accumulation, rounded once): no float32 copy of the features.
+        mix_h, offset_h = mix.to(feats.dtype), offset.to(feats.dtype)
+        with _no_autocast(feats):
+            if positions_major:
+                torch.addmm(offset_h[None, :], source.T, mix_h.T, out=target.T)
+            else:
+                torch.addmm(offset_h[:, None], mix_h, source, out=target)
+        return out
     with _no_autocast(feats):
         for block in _column_blocks(source):
             chunk = source[:, block].to(mix.dtype)

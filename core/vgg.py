@@ -7,6 +7,8 @@ Default weights: the original Oxford/Caffe VGG-19 shipped, 8-bit quantized, by t
 
 from __future__ import annotations
 
+import functools
+
 import importlib.util
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -76,6 +78,7 @@ class VGG19Features(torch.nn.Module):
                 conv.weight.copy_(weight)
                 conv.bias.copy_(bias)
             self.convs[name] = conv
+        self.fused = True  # on CUDA: convolution, bias and ReLU in one cuDNN call (_FusedConvReLU)
         self.requires_grad_(False)
         self.eval()
 
@@ -91,8 +94,9 @@ class VGG19Features(torch.nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         out: dict[str, torch.Tensor] = {}
+        fused = self.fused and x.is_cuda and _fused_conv_relu_works()
         for name in CONV_NAMES:
-            x = F.relu(self.convs[name](x), inplace=True)
+            x = _conv_relu_fused(self.convs[name], x) if fused else F.relu(self.convs[name](x), inplace=True)
             relu = "relu" + name[4:]
             if relu in wanted:
                 out[relu] = x
@@ -177,3 +181,45 @@ def _check_shapes(path: Path, convs: Mapping[str, tuple[torch.Tensor, torch.Tens
         if tuple(weight.shape) != (c_out, c_in, 3, 3) or tuple(bias.shape) != (c_out,):
             raise InputError(f"{path}: {name} has shape {tuple(weight.shape)}/{tuple(bias.shape)}, "
                              f"expected ({c_out}, {c_in}, 3, 3)/({c_out},)")
+
+
+class _FusedConvReLU(torch.autograd.Function):
+    """3x3 convolution + bias + ReLU as one cuDNN call; the backward gives the input's gradient only.
+
+    The unfused forward spends a separate pass over memory on the bias and another on the ReLU (about a sixth of a
+    4K step on an H100: docs/benchmarks.md). VGG is frozen, so no weight or bias gradient is ever needed.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        out = torch.cudnn_convolution_relu(x, weight, bias, (1, 1), (1, 1), (1, 1), 1)
+        ctx.save_for_backward(x, weight, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        x, weight, out = ctx.saved_tensors
+        grad_pre = torch.ops.aten.threshold_backward(grad_out, out, 0)
+        grad_x = torch.ops.aten.convolution_backward(grad_pre, x, weight, None, [1, 1], [1, 1], [1, 1], False,
+                                                     [0, 0], 1, [True, False, False])[0]
+        return grad_x, None, None
+
+
+def _conv_relu_fused(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """relu(conv(x)) through _FusedConvReLU, in the autocast dtype when autocast is on."""
+    dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else x.dtype
+    with torch.autocast("cuda", enabled=False):
+        return _FusedConvReLU.apply(x.to(dtype), conv.weight.to(dtype), conv.bias.to(dtype))
+
+
+@functools.cache
+def _fused_conv_relu_works() -> bool:
+    """Whether this PyTorch/cuDNN runs the fused op for bf16 channels_last (else the plain path is used)."""
+    try:
+        x = torch.ones(1, 8, 8, 8, device="cuda", dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        w = torch.ones(8, 8, 3, 3, device="cuda", dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        torch.cudnn_convolution_relu(x, w, torch.zeros(8, device="cuda", dtype=torch.bfloat16), (1, 1), (1, 1),
+                                     (1, 1), 1)
+        return True
+    except (RuntimeError, AttributeError):
+        return False

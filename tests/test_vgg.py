@@ -36,7 +36,7 @@ def painting(shared_data: Path, width: int, height: int) -> torch.Tensor:
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
+    return float((a - b).detach().norm() / b.detach().norm())
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +150,35 @@ def assert_one_line_input_error(path: Path, problem: str) -> None:
         load_vgg19(path)
     message = str(error.value)
     assert message.startswith(str(path)) and problem in message and "\n" not in message
+
+
+def _features_and_input_grad(vgg, image, fused: bool, autocast: bool):
+    """relu features (float32) and the image gradient for fixed random dL/dF seeds."""
+    vgg.fused = fused
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        feats = vgg(image)
+    torch.manual_seed(0)
+    seeds = [torch.randn_like(v, dtype=torch.float32).to(v.dtype) for v in feats.values()]
+    grad, = torch.autograd.grad(list(feats.values()), image, seeds)
+    return [v.float() for v in feats.values()], grad
+
+
+def _relative(a, b):
+    return float((a - b).detach().norm() / b.detach().norm())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused convolution + ReLU path is CUDA-only")
+def test_fused_conv_relu_is_as_exact_as_the_plain_path_on_cuda(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    vgg = load_vgg19(device="cuda")
+    image = torch.rand(1, 3, 96, 128, device="cuda", requires_grad=True)
+    ref_feats, ref_grad = _features_and_input_grad(vgg, image, fused=False, autocast=False)
+    fp32_feats, fp32_grad = _features_and_input_grad(vgg, image, fused=True, autocast=False)
+    assert max(_relative(f, r) for f, r in zip(fp32_feats, ref_feats)) < 1e-5
+    assert _relative(fp32_grad, ref_grad) < 1e-5
+    fused_feats, fused_grad = _features_and_input_grad(vgg, image, fused=True, autocast=True)
+    plain_feats, plain_grad = _features_and_input_grad(vgg, image, fused=False, autocast=True)
+    for fused, plain, ref in zip(fused_feats, plain_feats, ref_feats):
+        assert _relative(fused, ref) <= 1.25 * _relative(plain, ref) + 1e-3
+    assert _relative(fused_grad, ref_grad) <= 1.25 * _relative(plain_grad, ref_grad) + 1e-3
