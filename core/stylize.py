@@ -168,6 +168,88 @@ def _load_checkpoint(path: Path, settings: StylizeSettings, scene_count: int) ->
     return state
 
 
+class _Run:
+    """One stylization's state: the scene being optimised, its views, loss targets, optimizer and history."""
+
+    def __init__(self, scene: SplatData, style_image: torch.Tensor, cameras: list[Camera],
+                 settings: StylizeSettings):
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        self.backend = pick_backend(self.device, settings.backend)
+        torch.manual_seed(settings.seed)
+        self.rng = random.Random(settings.seed)
+        self.original = Gaussians.from_splat_data(scene, self.device)
+        self.live, self.params = _trainable(self.original, settings.optimize)
+        self.optimizer = torch.optim.Adam(self.params, lr=settings.learning_rate)
+        self.views = _Views([c.with_long_side(settings.resolution) for c in cameras], self.device,
+                            _content_cache_bytes(self.device, settings))
+        self.background = torch.tensor(settings.background, dtype=torch.float32, device=self.device)
+        self.vgg = load_vgg19(settings.vgg_weights, device=self.device, preprocess=settings.vgg_preprocess)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = settings.cudnn_benchmark
+        self.weights = sos.LossWeights(style_strength=settings.style_strength,
+                                       content_weight=settings.content_weight)
+        self.autocast = settings.bf16 and self.device.type == "cuda"
+        self.style = style_image.permute(2, 0, 1).unsqueeze(0).to(self.device)
+        self._style_targets: dict[tuple[int, int], tuple[sos.StyleTargets, list | None]] = {}
+        self.history: list[dict] = []
+        self.start_iteration = 0
+
+    def current(self) -> Gaussians:
+        return _assemble(self.live, self.params, self.settings.optimize)
+
+    def style_targets(self, h: int, w: int) -> tuple[sos.StyleTargets, list | None]:
+        """Style statistics and memory plan per render size (computed once per run)."""
+        if (h, w) not in self._style_targets:
+            sizes = sos.pyramid_sizes(h, w, self.settings.min_short_side)
+            plan = _plan(sizes, self.device, self.settings) if self.device.type == "cuda" else None
+            with torch.no_grad():
+                targets = sos.build_style_targets(self.vgg, self.style, sizes, plan=plan,
+                                                  autocast_bf16=self.autocast)
+            self._style_targets[(h, w)] = targets, plan
+        return self._style_targets[(h, w)]
+
+    def content_targets(self, i: int) -> sos.ContentTargets:
+        """relu4_2 targets of view i: the original scene's render from that camera."""
+        with torch.no_grad():
+            image = self.views.render(self.original, i, self.background, self.backend)
+            style, plan = self.style_targets(image.shape[2], image.shape[3])
+            return sos.build_content_targets(self.vgg, image, style.sizes, plan=plan, autocast_bf16=self.autocast)
+
+    def step(self) -> dict:
+        """One iteration on a random view: render, SOS gradient of all scales, one rasterizer backward, Adam."""
+        i = self.rng.randrange(len(self.views.cameras))
+        image = self.views.render(self.current(), i, self.background, self.backend)
+        style, plan = self.style_targets(image.shape[2], image.shape[3])
+        content = self.views.content(i, self.content_targets) if self.settings.content_weight > 0 else None
+        grad, terms = sos.sos_gradient(self.vgg, image.detach(), style, content, self.weights, plan=plan,
+                                       autocast_bf16=self.autocast)
+        self.optimizer.zero_grad(set_to_none=True)
+        image.backward(grad)
+        self.optimizer.step()
+        record = {"iteration": len(self.history) + 1, "view": i, **terms}
+        self.history.append(record)
+        return record
+
+    def preview_image(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.views.render(self.current(), 0, self.background, self.backend)[0].permute(1, 2, 0)
+
+    def checkpoint_state(self, scene_count: int) -> dict:
+        return {"settings": asdict(self.settings), "count": scene_count, "iteration": len(self.history),
+                "params": [p.detach().cpu() for p in self.params], "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng.getstate(), "history": self.history}
+
+    def restore(self, state: dict) -> None:
+        with torch.no_grad():
+            for p, saved in zip(self.params, state["params"]):
+                p.copy_(saved.to(self.device))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.setstate(state["rng"])
+        self.history = state["history"]
+        self.start_iteration = state["iteration"]
+
+
 def stylize(
     scene: SplatData,
     style_image: torch.Tensor,
@@ -191,98 +273,38 @@ def stylize(
     if not cameras:
         raise InputError("cameras: no cameras to render the scene from")
     t_start = time.perf_counter()
-    device = resolve_device(settings.device)
-    backend = pick_backend(device, settings.backend)
-    torch.manual_seed(settings.seed)
-    rng = random.Random(settings.seed)
-
-    original = Gaussians.from_splat_data(scene, device)
-    live, params = _trainable(original, settings.optimize)
-    optimizer = torch.optim.Adam(params, lr=settings.learning_rate)
-    views = _Views([c.with_long_side(settings.resolution) for c in cameras], device,
-                   _content_cache_bytes(device, settings))
-    background = torch.tensor(settings.background, dtype=torch.float32, device=device)
-    vgg = load_vgg19(settings.vgg_weights, device=device, preprocess=settings.vgg_preprocess)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = settings.cudnn_benchmark
-    weights = sos.LossWeights(style_strength=settings.style_strength, content_weight=settings.content_weight)
-    autocast = settings.bf16 and device.type == "cuda"
-    style = style_image.permute(2, 0, 1).unsqueeze(0).to(device)
-
-    style_targets: dict[tuple[int, int], sos.StyleTargets] = {}
-    plans: dict[tuple[int, int], list] = {}
-
-    def targets_for(h: int, w: int) -> tuple[sos.StyleTargets, list | None]:
-        """Style statistics and memory plan per render size (computed once per run)."""
-        if (h, w) not in style_targets:
-            sizes = sos.pyramid_sizes(h, w, settings.min_short_side)
-            plans[(h, w)] = _plan(sizes, device, settings) if device.type == "cuda" else None
-            with torch.no_grad():
-                style_targets[(h, w)] = sos.build_style_targets(vgg, style, sizes, plan=plans[(h, w)],
-                                                                autocast_bf16=autocast)
-        return style_targets[(h, w)], plans[(h, w)]
-
-    def build_content(i: int) -> sos.ContentTargets:
-        with torch.no_grad():
-            image = views.render(original, i, background, backend)
-            _, plan = targets_for(image.shape[2], image.shape[3])
-            sizes = sos.pyramid_sizes(image.shape[2], image.shape[3], settings.min_short_side)
-            return sos.build_content_targets(vgg, image, sizes, plan=plan, autocast_bf16=autocast)
-
-    history: list[dict] = []
-    start_iteration = 0
+    run = _Run(scene, style_image, cameras, settings)
     checkpoint = Path(checkpoint_path) if checkpoint_path else None
-    if checkpoint is not None:
-        state = _load_checkpoint(checkpoint, settings, scene.count)
-        if state is not None:
-            with torch.no_grad():
-                for p, saved in zip(params, state["params"]):
-                    p.copy_(saved.to(device))
-            optimizer.load_state_dict(state["optimizer"])
-            rng.setstate(state["rng"])
-            history = state["history"]
-            start_iteration = state["iteration"]
+    state = _load_checkpoint(checkpoint, settings, scene.count) if checkpoint is not None else None
+    if state is not None:
+        run.restore(state)
     t_loop = time.perf_counter()
     cancelled = False
-    for it in range(start_iteration, settings.iterations):
+    for done in range(run.start_iteration + 1, settings.iterations + 1):
         if should_stop is not None and should_stop():
             cancelled = True
             break
-        i = rng.randrange(len(views.cameras))
-        g = _assemble(live, params, settings.optimize)
-        image = views.render(g, i, background, backend)
-        style_t, plan = targets_for(image.shape[2], image.shape[3])
-        content_t = views.content(i, build_content) if settings.content_weight > 0 else None
-        grad, terms = sos.sos_gradient(vgg, image.detach(), style_t, content_t, weights, plan=plan,
-                                       autocast_bf16=autocast)
-        optimizer.zero_grad(set_to_none=True)
-        image.backward(grad)
-        optimizer.step()
-        done = it + 1
-        elapsed = time.perf_counter() - t_loop
-        rate = (done - start_iteration) / max(elapsed, 1e-9)
-        record = {"iteration": done, "view": i, **terms}
-        history.append(record)
+        record = run.step()
+        rate = (done - run.start_iteration) / max(time.perf_counter() - t_loop, 1e-9)
         if progress is not None:
             progress({"event": "progress", "iterations": settings.iterations, **record,
                       "it_per_s": rate, "eta_s": (settings.iterations - done) / max(rate, 1e-9)})
-        if preview is not None and settings.preview_every and (done % settings.preview_every == 0 or
-                                                                 done == settings.iterations):
-            with torch.no_grad():
-                preview(done, views.render(_assemble(live, params, settings.optimize), 0, background, backend)[0]
-                        .permute(1, 2, 0))
+        if preview is not None and _every(done, settings.preview_every, settings.iterations):
+            preview(done, run.preview_image())
         if checkpoint is not None and settings.checkpoint_every and done % settings.checkpoint_every == 0:
-            _save_checkpoint(checkpoint, {"settings": asdict(settings), "count": scene.count, "iteration": done,
-                                          "params": [p.detach().cpu() for p in params],
-                                          "optimizer": optimizer.state_dict(), "rng": rng.getstate(),
-                                          "history": history})
-    final = _assemble(live, params, settings.optimize)
+            _save_checkpoint(checkpoint, run.checkpoint_state(scene.count))
     t_end = time.perf_counter()
-    steps = (history[-1]["iteration"] if history else 0) - start_iteration
+    steps = len(run.history) - run.start_iteration
     timings = {"total_s": t_end - t_start, "loop_s": t_end - t_loop, "it_per_s": steps / max(t_end - t_loop, 1e-9)}
-    if device.type == "cuda":
-        timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-    return StylizeResult(final.to_splat_data(scene), history, cancelled, str(device), backend, timings)
+    if run.device.type == "cuda":
+        timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
+    return StylizeResult(run.current().to_splat_data(scene), run.history, cancelled, str(run.device), run.backend,
+                         timings)
+
+
+def _every(done: int, period: int, last: int) -> bool:
+    """Whether iteration ``done`` is a multiple of ``period`` (0: never), or the last one."""
+    return bool(period) and (done % period == 0 or done == last)
 
 
 def _content_cache_bytes(device: torch.device, settings: StylizeSettings) -> float:
