@@ -17,9 +17,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
+
+from core.atomic import atomic_write  # standard library only, like this script
 
 ROOT = Path(__file__).resolve().parent
 ADDON_SOURCE = ROOT / "blender_addon"
@@ -122,26 +123,20 @@ def build_addon_zip(dest_dir: Path = ROOT / "dist") -> Path:
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / f"{ADDON_MODULE}.zip"
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, suffix=".zip.tmp")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(ADDON_SOURCE.rglob("*")):
-                relative = path.relative_to(ADDON_SOURCE)
-                hidden = any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
-                if path.is_file() and not hidden and path.suffix != ".pyc":
-                    zf.write(path, f"{ADDON_MODULE}/{relative.as_posix()}")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(ADDON_SOURCE.rglob("*")):
+            relative = path.relative_to(ADDON_SOURCE)
+            hidden = any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
+            if path.is_file() and not hidden and path.suffix != ".pyc":
+                zf.write(path, f"{ADDON_MODULE}/{relative.as_posix()}")
     return target
 
 
 def write_worker_settings(python: Path, dest_dir: Path) -> Path:
     """Record the worker's Python next to the zip; the add-on's preferences read it on first use."""
     path = dest_dir / SETTINGS_FILE
-    path.write_text(json.dumps({"worker_python": str(python)}, indent=2))
+    with atomic_write(path, "w") as stream:
+        json.dump({"worker_python": str(python)}, stream, indent=2)
     return path
 
 
@@ -207,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         warm_up_gsplat(python)
     report = check_engine(python)
     settings = write_worker_settings(python, zip_path.parent)
-    user_data_dir().mkdir(parents=True, exist_ok=True)
-    write_worker_settings(python, user_data_dir())  # found by the add-on when its preference is empty
+    if not args.dev:  # a test environment must not take over the add-on's worker for the user's own Blender
+        user_data_dir().mkdir(parents=True, exist_ok=True)
+        write_worker_settings(python, user_data_dir())  # found by the add-on when its preference is empty
     if args.blender:
         install_into_blender(args.blender, zip_path, python)
     print("\nDone.")
