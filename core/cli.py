@@ -126,7 +126,10 @@ def prepare_output(args: argparse.Namespace) -> Path:
         raise InputError(f"{out}: output exists and is not a folder")
     if args.scene is not None and (out / "stylized.ply").resolve() == args.scene.resolve():
         raise InputError(f"{args.scene}: the output would overwrite the input scene; choose another -o folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
     return out
 
 
@@ -147,7 +150,7 @@ class Reporter:
             self.bar.n = event["iteration"]
             self.bar.set_postfix(style=f"{event['style']:.3g}", content=f"{event['content']:.3g}", refresh=False)
             self.bar.refresh()
-        elif event["event"] in ("done", "cancelled", "message"):
+        elif event["event"] in ("done", "cancelled"):
             self.close()
             print(event.get("text") or event["event"], file=sys.stderr)
 

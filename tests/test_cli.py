@@ -128,3 +128,10 @@ def test_cuda_requested_without_cuda(tmp_path):
 
 def test_missing_arguments_explain_usage(tmp_path):
     assert_clean_error(sos_stylize("-o", tmp_path / "o"), "usage")
+
+
+def test_output_folder_that_cannot_be_created(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("user data")
+    assert_clean_error(sos_stylize("--demo", "-o", blocker / "sub"), "cannot create the output folder")
+    assert blocker.read_text() == "user data"
