@@ -106,13 +106,14 @@ def menu_export(self: bpy.types.Menu, context: bpy.types.Context) -> None:
 CLASSES = (EXPORT_SCENE_OT_gaussian_splat, EXPORT_SCENE_OT_gaussian_splat_cameras)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.TOPBAR_MT_file_export.append(menu_export)
 
 
 def unregister() -> None:
     bpy.types.TOPBAR_MT_file_export.remove(menu_export)
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

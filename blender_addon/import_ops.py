@@ -155,13 +155,14 @@ def menu_import(self: bpy.types.Menu, context: bpy.types.Context) -> None:
 CLASSES = (IMPORT_SCENE_OT_gaussian_splat, IMPORT_SCENE_OT_gaussian_splat_cameras)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.TOPBAR_MT_file_import.append(menu_import)
 
 
 def unregister() -> None:
     bpy.types.TOPBAR_MT_file_import.remove(menu_import)
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

