@@ -61,13 +61,19 @@ def input_property(modifier: bpy.types.Modifier, name: str) -> tuple[bpy.types.b
     return modifier, f'["{identifier}"]'
 
 
+def get_display_input(modifier: bpy.types.Modifier, name: str) -> bool | int | float:
+    """One display input's value, on every supported Blender (see input_property)."""
+    owner, path = input_property(modifier, name)
+    return owner.path_resolve(path)
+
+
 def set_display_input(modifier: bpy.types.Modifier, name: str, value: bool | int | float) -> None:
     """Set one display input (Points Only, Every Nth, Max Splats, Size) and refresh the object."""
-    identifier = input_identifier(modifier, name)
-    if hasattr(modifier, "properties"):
-        getattr(modifier.properties.inputs, identifier).value = value
+    owner, path = input_property(modifier, name)
+    if path == "value":
+        owner.value = value
     else:
-        modifier[identifier] = value
+        modifier[input_identifier(modifier, name)] = value
     modifier.id_data.update_tag()
 
 

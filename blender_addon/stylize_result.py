@@ -15,7 +15,7 @@ from bpy_extras import anim_utils
 from .camera_math import blender_matrix_from_opencv, render_size
 from .camera_objects import create_camera_objects, to_blender_matrix
 from .cameras_json import read_cameras
-from .display_nodes import DISPLAY_INPUTS, add_display_modifier, display_modifier, input_identifier, set_display_input
+from .display_nodes import DISPLAY_INPUTS, add_display_modifier, display_modifier, get_display_input, set_display_input
 from .import_ops import new_collection
 from .orbit_rig import data_up, framing_distance, framing_sphere, look_at, new_camera, splat_points
 from .ply_format import read_splat_ply
@@ -31,7 +31,7 @@ def display_settings(source: bpy.types.Object) -> dict[str, bool | int | float]:
     modifier = display_modifier(source)
     if modifier is None or modifier.node_group is None:
         return {name: default for name, (_, default) in DISPLAY_INPUTS.items()}
-    return {name: modifier[input_identifier(modifier, name)] for name in DISPLAY_INPUTS}
+    return {name: get_display_input(modifier, name) for name in DISPLAY_INPUTS}
 
 
 def copy_display(source: bpy.types.Object, target: bpy.types.Object) -> None:

@@ -42,6 +42,18 @@ def test_density_options_bound_the_evaluated_instances(addon, splat, every_nth, 
     assert len(evaluated_instances(splat)) == expected
 
 
+def test_display_inputs_read_back_what_was_set(addon, splat) -> None:
+    """get/set_display_input agree on every Blender (5.2 moved the values to modifier.properties), which is
+    how a stylized result copies its source's display."""
+    nodes = addon.display_nodes
+    modifier = nodes.display_modifier(splat)
+    values = {"Points Only": True, "Every Nth": 4, "Max Splats": 777, "Size": 1.5}
+    for name, value in values.items():
+        nodes.set_display_input(modifier, name, value)
+    assert {name: nodes.get_display_input(modifier, name) for name in values} == values
+    assert addon.stylize_result.display_settings(splat) == values
+
+
 def test_ellipsoids_sit_on_each_gaussian_rotated_and_scaled(addon, tmp_path: Path) -> None:
     """Each instance is the unit icosphere mapped by T(mean) R(q) diag(size * scale): its matrix M satisfies
     M M^T = size^2 * covariance, with the object's own transform applied on top."""
