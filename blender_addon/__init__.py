@@ -5,8 +5,8 @@ add-on (bl_info). Only bpy, numpy and the standard library are imported; styliza
 worker process, so importing, displaying and exporting splats work without it.
 """
 
-from . import (export_ops, import_ops, preferences, render_engine, render_ops, stylize_ops, stylize_panel,
-               stylize_props, ui_panel)
+from .ui import (export_ops, import_ops, preferences, render_engine, render_ops, splat_panel, stylize_ops,
+                 stylize_panel, stylize_props)
 
 bl_info = {
     "name": "Gaussian Splat Stylizer",
@@ -18,7 +18,7 @@ bl_info = {
     "category": "Import-Export",
 }
 
-MODULES = (preferences, import_ops, export_ops, ui_panel, stylize_props, stylize_ops, stylize_panel,
+MODULES = (preferences, import_ops, export_ops, splat_panel, stylize_props, stylize_ops, stylize_panel,
            render_engine, render_ops)
 
 

@@ -9,6 +9,7 @@ the already-installed extension.
 import atexit
 import importlib
 import os
+import pkgutil
 import shutil
 import sys
 import tempfile
@@ -66,9 +67,8 @@ def addon(installed_addon: str):
     register_repository()
     assert bpy.ops.preferences.addon_enable(module=installed_addon) == {'FINISHED'}
     package = importlib.import_module(installed_addon)
-    for name in ("camera_math", "camera_objects", "cameras_json", "display_nodes", "gaussian_transform",
-                 "ply_format", "sh_rotation", "splat_attributes", "splat_object"):
-        importlib.import_module(f"{installed_addon}.{name}")
+    for module in pkgutil.walk_packages(package.__path__, f"{installed_addon}."):
+        importlib.import_module(module.name)  # every module, so tests reach them as attributes (addon.splats.objects)
     yield package
 
 
@@ -86,10 +86,10 @@ def worker_addon(addon):
     from stylize_helpers import configure
     configure(addon)
     yield addon
-    addon.stylize_session.shutdown()
-    addon.render_worker.shutdown()
-    if bpy.app.timers.is_registered(addon.stylize_session.tick):
-        bpy.app.timers.unregister(addon.stylize_session.tick)
+    addon.stylize.session.shutdown()
+    addon.worker.render_worker.shutdown()
+    if bpy.app.timers.is_registered(addon.stylize.session.tick):
+        bpy.app.timers.unregister(addon.stylize.session.tick)
 
 
 @pytest.fixture

@@ -54,12 +54,12 @@ def check_projections(addon, splat: bpy.types.Object, entries: list[dict], camer
     """For each camera, made the scene camera: Blender's projection = pinhole projection, and
     blender_camera_to_opencv(frame = splat) gives the entry's viewmat and K."""
     for entry, camera in zip(entries, cameras):
-        addon.camera_objects.use_camera(bpy.context.scene, camera)
+        addon.cameras.objects.use_camera(bpy.context.scene, camera)
         visible = in_front(entry, points)
         assert len(visible) > 10
         error = np.abs(blender_pixels(camera, to_world(splat, visible)) - pinhole_pixels(entry, visible))
         assert error.max() < PIXEL_TOLERANCE, (entry["img_name"], error.max())
-        viewmat, k, width, height = addon.camera_math.blender_camera_to_opencv(
+        viewmat, k, width, height = addon.cameras.pinhole.blender_camera_to_opencv(
             camera, bpy.context.scene, np.array(splat.matrix_world))
         cx, cy = entry.get("cx", entry["width"] / 2), entry.get("cy", entry["height"] / 2)
         assert (width, height) == (entry["width"], entry["height"])
@@ -123,9 +123,9 @@ def test_blender_camera_settings_to_opencv(addon, fit: str, resolution, aspect) 
     rng = np.random.default_rng(1)
     depth = rng.uniform(2, 10, 200)
     local = np.stack([rng.uniform(-0.4, 0.4, 200) * depth, rng.uniform(-0.4, 0.4, 200) * depth, -depth], axis=1)
-    rotation = addon.camera_math.rotation_part(np.array(camera.matrix_world)[:3, :3])
+    rotation = addon.cameras.pinhole.rotation_part(np.array(camera.matrix_world)[:3, :3])
     world = local @ rotation.T + np.array(camera.matrix_world)[:3, 3]
-    viewmat, k, width, height = addon.camera_math.blender_camera_to_opencv(camera, scene)
+    viewmat, k, width, height = addon.cameras.pinhole.blender_camera_to_opencv(camera, scene)
     assert (width, height) == (resolution[0] // 2, resolution[1] // 2)
     cam = world @ viewmat[:3, :3].T + viewmat[:3, 3]
     pinhole = (cam[:, :2] / cam[:, 2:]) * [k[0, 0], k[1, 1]] + k[:2, 2]
@@ -214,7 +214,7 @@ def test_cameras_without_their_stored_entries_derive_the_same_values(addon, tmp_
     write_cameras(ply.parent / "cameras.json", entries)
     assert bpy.ops.import_scene.gaussian_splat(filepath=str(ply)) == {'FINISHED'}
     for camera in imported_cameras("derive Cameras"):
-        del camera[addon.camera_objects.CAMERA_KEY]
+        del camera[addon.cameras.objects.CAMERA_KEY]
     out = tmp_path / "out.json"
     assert bpy.ops.export_scene.gaussian_splat_cameras(filepath=str(out)) == {'FINISHED'}
     for got, want in zip(json.loads(out.read_text()), entries):

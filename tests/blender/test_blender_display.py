@@ -36,22 +36,22 @@ def splat(addon, tmp_path: Path) -> bpy.types.Object:
 @pytest.mark.parametrize("every_nth, max_splats, expected", [
     (1, 1000, 1000), (1, 0, 10_000), (7, 0, 1429), (3, 1000, 1000), (20, 1000, 500), (1, 3000, 2500)])
 def test_density_options_bound_the_evaluated_instances(addon, splat, every_nth, max_splats, expected) -> None:
-    modifier = addon.display_nodes.display_modifier(splat)
-    addon.display_nodes.set_display_input(modifier, "Every Nth", every_nth)
-    addon.display_nodes.set_display_input(modifier, "Max Splats", max_splats)
+    modifier = addon.splats.display_nodes.display_modifier(splat)
+    addon.splats.display_nodes.set_display_input(modifier, "Every Nth", every_nth)
+    addon.splats.display_nodes.set_display_input(modifier, "Max Splats", max_splats)
     assert len(evaluated_instances(splat)) == expected
 
 
 def test_display_inputs_read_back_what_was_set(addon, splat) -> None:
     """get/set_display_input agree on every Blender (5.2 moved the values to modifier.properties), which is
     how a stylized result copies its source's display."""
-    nodes = addon.display_nodes
+    nodes = addon.splats.display_nodes
     modifier = nodes.display_modifier(splat)
     values = {"Points Only": True, "Every Nth": 4, "Max Splats": 777, "Size": 1.5}
     for name, value in values.items():
         nodes.set_display_input(modifier, name, value)
     assert {name: nodes.get_display_input(modifier, name) for name in values} == values
-    assert addon.stylize_result.display_settings(splat) == values
+    assert addon.stylize.result.display_settings(splat) == values
 
 
 def test_ellipsoids_sit_on_each_gaussian_rotated_and_scaled(addon, tmp_path: Path) -> None:
@@ -73,15 +73,15 @@ def test_ellipsoids_sit_on_each_gaussian_rotated_and_scaled(addon, tmp_path: Pat
 
 
 def test_points_mode_outputs_a_point_cloud_with_the_same_density(addon, splat) -> None:
-    modifier = addon.display_nodes.display_modifier(splat)
-    addon.display_nodes.set_display_input(modifier, "Points Only", True)
+    modifier = addon.splats.display_nodes.display_modifier(splat)
+    addon.splats.display_nodes.set_display_input(modifier, "Points Only", True)
     assert evaluated_points(splat) == 1000 and not evaluated_instances(splat)
 
 
 def test_display_group_and_materials_are_shared_between_splats(addon, tmp_path: Path) -> None:
     first = import_splat(write_ply(tmp_path / "a.ply", procedural_columns(20, 0)))
     second = import_splat(write_ply(tmp_path / "b.ply", procedural_columns(20, 0)))
-    groups = {addon.display_nodes.display_modifier(o).node_group for o in (first, second)}
+    groups = {addon.splats.display_nodes.display_modifier(o).node_group for o in (first, second)}
     assert len(groups) == 1 and len(bpy.data.node_groups) == 1
     assert {m.name for m in bpy.data.materials} == {"Gaussian Splat Ellipsoid", "Gaussian Splat Point"}
 
@@ -110,6 +110,6 @@ def test_cycles_renders_the_dc_colour_with_its_opacity(addon, tmp_path: Path, po
     assert obj.name == "one"
     bpy.ops.render.render(write_still=True)
     pixels = np.array(bpy.data.images.load(scene.render.filepath).pixels[:]).reshape(16, 16, 4)
-    expected = alpha * colour ** addon.display_nodes.SRGB_GAMMA
+    expected = alpha * colour ** addon.splats.display_nodes.SRGB_GAMMA
     np.testing.assert_allclose(pixels[8, 8, :3], expected, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(pixels[0, 0, :3], 0.0, atol=1e-6)

@@ -56,7 +56,7 @@ def test_edited_colours_and_deleted_gaussians_are_exported(addon, tmp_path: Path
     obj = import_splat(write_ply(tmp_path / "in.ply", columns))
     new_dc = np.linspace(-1, 1, 400, dtype=np.float32)
     set_float_attribute(obj, "f_dc_0", new_dc)
-    addon.splat_object.update_display_attributes(obj)
+    addon.splats.objects.update_display_attributes(obj)
     colours = np.empty(400 * 4, np.float32)
     obj.data.attributes["color"].data.foreach_get("color", colours)
     np.testing.assert_allclose(colours.reshape(-1, 4)[:, 0], np.maximum(0.5 + C0 * new_dc, 0), atol=1e-6)

@@ -88,7 +88,7 @@ def test_f12_matches_the_engines_render_of_the_same_camera(worker_addon, tmp_pat
     add_camera(scene, (2.2, -2.6, 1.4), np.array(obj.matrix_world.translation))
     bpy.context.view_layer.update()
     linear = render_to(tmp_path / "frame.exr", 'OPEN_EXR')
-    viewmat, k, width, height = worker_addon.camera_math.blender_camera_to_opencv(
+    viewmat, k, width, height = worker_addon.cameras.pinhole.blender_camera_to_opencv(
         scene.camera, scene, np.array(obj.matrix_world))
     assert linear.shape == (height, width, 4) == (30, 48, 4)
     reference, _ = engine_render(ply, viewmat, k, width, height, background=srgb(np.array(WORLD_COLOUR)))
@@ -137,7 +137,7 @@ def test_standard_view_png_holds_the_workers_srgb_colours(worker_addon, tmp_path
     add_camera(scene, (0.3, -2.4, 0.9), np.array(obj.matrix_world.translation), shift=(0.0, 0.0))
     bpy.context.view_layer.update()
     png = render_to(tmp_path / "frame.png", 'PNG')
-    viewmat, k, width, height = worker_addon.camera_math.blender_camera_to_opencv(
+    viewmat, k, width, height = worker_addon.cameras.pinhole.blender_camera_to_opencv(
         scene.camera, scene, np.array(obj.matrix_world))
     premultiplied, alpha = engine_render(ply, viewmat, k, width, height)
     np.testing.assert_allclose(png[..., 3], alpha, atol=0.5 / 255 + 1e-4)
@@ -154,7 +154,7 @@ def test_render_cameras_writes_one_png_per_camera_through_one_worker(worker_addo
     set_up_render(scene, transparent=True)
     out = tmp_path / "renders"
     assert bpy.ops.sos.render_cameras(collection="tiny Cameras", directory=str(out)) == {'FINISHED'}
-    worker = worker_addon.render_worker.current_worker()
+    worker = worker_addon.worker.render_worker.current_worker()
     cameras = load_cameras(ply.parent / "cameras.json")
     files = sorted(out.glob("*.png"))
     assert [f.stem for f in files] == sorted(c.name for c in cameras)
@@ -168,7 +168,7 @@ def test_render_cameras_writes_one_png_per_camera_through_one_worker(worker_addo
     set_up_render(scene, size=(40, 30), percentage=100)
     scene.camera = bpy.data.objects[cameras[0].name]
     render_to(tmp_path / "f12.png", 'PNG')
-    assert worker_addon.render_worker.current_worker() is worker  # reused by F12, not restarted
+    assert worker_addon.worker.render_worker.current_worker() is worker  # reused by F12, not restarted
     assert worker.alive()
 
 

@@ -42,7 +42,7 @@ def test_stylize_in_background_mode_creates_the_stylized_object_and_cameras(work
     configure(worker_addon, device='CUDA')  # this worker has no CUDA GPU: CPU with a warning
     assert bpy.ops.sos.stylize() == {'FINISHED'}
 
-    session = worker_addon.stylize_session.SESSION
+    session = worker_addon.stylize.session.SESSION
     assert session.job is None
     levels = [(m.level, m.text) for m in session.messages]
     assert any(level == 'WARNING' and "no CUDA GPU" in text for level, text in levels), levels
@@ -77,7 +77,7 @@ def test_stylize_in_background_mode_creates_the_stylized_object_and_cameras(work
     centre = np.array(turntable.parent.matrix_world.translation)
     assert np.linalg.norm(start - middle) > 0.5 * np.linalg.norm(start - centre)  # it turns around the scene
     assert abs(np.linalg.norm(start - centre) - np.linalg.norm(middle - centre)) < 1e-4
-    assert len(list(worker_addon.job_folder.jobs_root().glob("job_*"))) <= worker_addon.job_folder.KEEP_JOBS
+    assert len(list(worker_addon.stylize.job_folder.jobs_root().glob("job_*"))) <= worker_addon.stylize.job_folder.KEEP_JOBS
 
 
 def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(worker_addon, tmp_path: Path) -> None:
@@ -85,15 +85,15 @@ def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(worker_addon, tm
     bpy.context.scene.sos_stylize.camera_source = 'ORBIT'  # the job creates a rig; cancelling removes it
     before = snapshot(obj)
     assert bpy.ops.sos.stylize(run_async=True) == {'FINISHED'}
-    session = worker_addon.stylize_session
+    session = worker_addon.stylize.session
     assert bpy.app.timers.is_registered(session.tick)
     job = session.SESSION.job
-    assert len(worker_addon.orbit_rig.orbit_cameras_of(obj)) == 24
+    assert len(worker_addon.cameras.orbit.orbit_cameras_of(obj)) == 24
     run_ticks(session, lambda: job.progress.iteration >= 1)
     assert bpy.ops.sos.cancel() == {'FINISHED'}
     run_ticks(session, lambda: False)
     assert job.process.proc.poll() is not None
-    assert job.phase is worker_addon.stylize_job.Phase.CANCELLED
+    assert job.phase is worker_addon.stylize.job.Phase.CANCELLED
     assert "cancelled" in session.SESSION.messages[-1].text
     assert not job.folder.exists()
     assert_unchanged(before, obj)
@@ -108,9 +108,9 @@ def test_cancel_terminates_a_worker_that_does_not_stop_by_itself(worker_addon, t
         print(json.dumps({"event": "progress", "iteration": 1, "iterations": 9}), flush=True)
         time.sleep(60)  # never looks at the cancel file
         """)))
-    monkeypatch.setattr(worker_addon.stylize_job, "CANCEL_GRACE_S", 0.3)
+    monkeypatch.setattr(worker_addon.stylize.job, "CANCEL_GRACE_S", 0.3)
     bpy.ops.sos.stylize(run_async=True)
-    session = worker_addon.stylize_session
+    session = worker_addon.stylize.session
     job = session.SESSION.job
     run_ticks(session, lambda: job.progress.iteration >= 1)
     started = time.monotonic()
@@ -118,7 +118,7 @@ def test_cancel_terminates_a_worker_that_does_not_stop_by_itself(worker_addon, t
     run_ticks(session, lambda: False, timeout_s=10)
     assert time.monotonic() - started < 5
     assert job.process.proc.returncode == -signal.SIGTERM
-    assert job.phase is worker_addon.stylize_job.Phase.CANCELLED
+    assert job.phase is worker_addon.stylize.job.Phase.CANCELLED
     assert_unchanged(before, obj)
 
 
@@ -126,7 +126,7 @@ def test_a_killed_worker_is_an_error_and_the_scene_is_intact(worker_addon, tmp_p
     obj = set_up_stylize(tmp_path, iterations=100_000)
     before = snapshot(obj)
     bpy.ops.sos.stylize(run_async=True)
-    session = worker_addon.stylize_session
+    session = worker_addon.stylize.session
     job = session.SESSION.job
     run_ticks(session, lambda: job.progress.iteration >= 1)
     os.kill(job.process.proc.pid, signal.SIGKILL)
@@ -196,7 +196,7 @@ def test_missing_worker_python_says_how_to_fix_it(worker_addon, tmp_path: Path, 
 
 def test_worker_python_from_the_environment_and_install_settings(worker_addon, tmp_path: Path,
                                                                  monkeypatch) -> None:
-    config = worker_addon.worker_config
+    config = worker_addon.worker.config
     configure(worker_addon, python="")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     monkeypatch.setenv("SOS_STYLIZER_PYTHON", sys.executable)
@@ -220,7 +220,7 @@ def test_add_orbit_cameras_frames_the_scene_and_replaces_the_rig(worker_addon, t
     scene = bpy.context.scene
     assert bpy.ops.sos.add_orbit_cameras(count=6) == {'FINISHED'}
     assert bpy.ops.sos.add_orbit_cameras(count=5) == {'FINISHED'}
-    cameras = worker_addon.orbit_rig.orbit_cameras_of(obj)
+    cameras = worker_addon.cameras.orbit.orbit_cameras_of(obj)
     assert len(cameras) == 5 and all(c.parent == obj for c in cameras)
     bpy.context.view_layer.update()
     world = positions(obj) @ np.array(obj.matrix_world)[:3, :3].T + np.array(obj.matrix_world)[:3, 3]
@@ -300,7 +300,7 @@ def test_panels_draw_settings_buttons_progress_and_preview(worker_addon, tmp_pat
     assert "sos.add_orbit_cameras" in [args[0] for name, args, _ in draw(bpy.types.VIEW3D_PT_sos_stylize)
                                        if name == "operator"]
     bpy.ops.sos.stylize(run_async=True)
-    session = worker_addon.stylize_session
+    session = worker_addon.stylize.session
     job = session.SESSION.job
     run_ticks(session, lambda: job.progress.iteration >= 1 and session.SESSION.preview_seen >= 1)
     calls = draw(bpy.types.VIEW3D_PT_sos_stylize)
@@ -308,7 +308,7 @@ def test_panels_draw_settings_buttons_progress_and_preview(worker_addon, tmp_pat
     assert progress and progress[0]["text"].startswith(f"{job.progress.iteration}/100000 · ETA")
     assert any(name == "template_icon" for name, _, _ in calls)
     status: list = []
-    worker_addon.stylize_panel.draw_status(type("Header", (), {"layout": CheckedLayout(status)})(), bpy.context)
+    worker_addon.ui.stylize_panel.draw_status(type("Header", (), {"layout": CheckedLayout(status)})(), bpy.context)
     assert status[0][0] == "progress" and status[0][2]["text"].startswith("Stylize ")
     for panel in (bpy.types.VIEW3D_PT_sos_worker, bpy.types.VIEW3D_PT_sos_render):
         assert draw(panel)
@@ -321,7 +321,7 @@ def test_loading_another_file_stops_the_running_job(worker_addon, tmp_path: Path
     other = tmp_path / "other.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(other), copy=True)
     bpy.ops.sos.stylize(run_async=True)
-    session = worker_addon.stylize_session
+    session = worker_addon.stylize.session
     job = session.SESSION.job
     run_ticks(session, lambda: job.progress.iteration >= 1)
     bpy.ops.wm.open_mainfile(filepath=str(other))
@@ -349,7 +349,7 @@ configure(addon, python=str(fake_worker(tmp / "slow", '''
     ''')))
 set_up_stylize(tmp)
 bpy.ops.sos.stylize(run_async=True)
-job = addon.stylize_session.SESSION.job
+job = addon.stylize.session.SESSION.job
 while job.progress.iteration < 1 and job.advance() is job.phase.RUNNING:
     time.sleep(0.05)
 print("worker", job.process.proc.pid, flush=True)

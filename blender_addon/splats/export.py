@@ -1,0 +1,25 @@
+"""Writing a splat object back to a 3DGS PLY: its raw attributes as they are now, optionally with its object
+transform baked in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from .objects import read_raw_columns, stored_header
+from .ply_format import write_splat_ply
+from .transform import transform_columns
+
+
+def export_splat(obj: bpy.types.Object | None, path: Path, apply_transform: bool) -> int:
+    """Write obj's Gaussians to path; returns how many. Raw attributes are written as they are now."""
+    header = stored_header(obj)
+    if obj.mode == 'EDIT':
+        obj.update_from_editmode()
+    columns = read_raw_columns(obj)
+    if apply_transform:
+        columns = transform_columns(columns, np.array(obj.matrix_world), header.sh_degree, obj.name)
+    write_splat_ply(path, header, columns)
+    return len(columns["x"])

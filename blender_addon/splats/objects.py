@@ -1,0 +1,129 @@
+"""The splat object: a vertices-only mesh with one point per Gaussian and per-point attributes.
+
+A mesh, not a point cloud: Blender 4.2 cannot size a point cloud from Python (PointCloud.resize arrived
+later), while meshes work everywhere and keep their attributes through edits such as deleting points.
+x, y, z are the vertex positions; every other PLY property is a point attribute (splat_attributes.py names
+them). Raw values are the source of truth for export; display attributes are derived from them, so after
+changing raw values (e.g. new f_dc from the stylizer) call update_display_attributes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..errors import SplatInputError
+from .attributes import attribute_name, display_values
+from .ply_format import POSITION, PlyHeader, SplatPly, parse_header
+
+SPLAT_KEY = "gaussian_splat"
+DISPLAY_TYPES = {"opacity": ("FLOAT", "value"), "scale": ("FLOAT_VECTOR", "vector"),
+                 "rotation": ("QUATERNION", "value"), "color": ("FLOAT_COLOR", "color")}
+
+
+def is_splat_object(obj: bpy.types.Object | None) -> bool:
+    """True for objects made by the splat importer (they carry the PLY header)."""
+    return obj is not None and obj.type == 'MESH' and SPLAT_KEY in obj.keys()
+
+
+def create_splat_object(ply: SplatPly, name: str, source: Path) -> bpy.types.Object:
+    """A new (unlinked) object holding every Gaussian of ply; the caller links it into a collection."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(ply.header.vertex_count)
+    positions = np.stack([ply.columns[n] for n in POSITION], axis=1).astype(np.float32, copy=False)
+    mesh.vertices.foreach_set("co", positions.ravel())
+    for prop in ply.header.properties:
+        if prop.name not in POSITION:
+            write_attribute(mesh, attribute_name(prop.name), raw_attribute_type(prop.dtype),
+                            "value", to_attribute_values(ply.columns[prop.name]))
+    write_display_attributes(mesh, display_values(ply.columns))
+    mesh.update()
+    obj = bpy.data.objects.new(name, mesh)
+    obj[SPLAT_KEY] = {
+        "header": ply.header.text,
+        "properties": [f"{p.ply_type} {p.name}" for p in ply.header.properties],
+        "comments": list(ply.header.comments),
+        "attributes": {n: attribute_name(n) for n in ply.header.names if n not in POSITION},
+        "sh_degree": ply.header.sh_degree,
+        "source": str(source),
+    }
+    return obj
+
+
+def raw_attribute_type(dtype: np.dtype) -> str:
+    """FLOAT for float properties, INT for integer ones."""
+    return 'FLOAT' if dtype.kind == "f" else 'INT'
+
+
+def to_attribute_values(column: np.ndarray) -> np.ndarray:
+    """float32 or int32 for Blender; uint32 keeps its bit pattern as int32 so export restores it exactly.
+    double becomes float32 (Blender has no 64-bit attributes): the one lossy case, absent from 3DGS files."""
+    if column.dtype.kind == "f":
+        return column.astype(np.float32, copy=False)
+    if column.dtype == np.uint32:
+        return column.view(np.int32)
+    return column.astype(np.int32)
+
+
+def write_attribute(mesh: bpy.types.Mesh, name: str, data_type: str, field: str, values: np.ndarray) -> None:
+    """Create or overwrite a point attribute with values (flattened as foreach_set expects)."""
+    attr = mesh.attributes.get(name)
+    if attr is not None and (attr.data_type != data_type or attr.domain != 'POINT'):
+        mesh.attributes.remove(attr)
+        attr = None
+    if attr is None:
+        attr = mesh.attributes.new(name, data_type, 'POINT')
+    attr.data.foreach_set(field, np.ascontiguousarray(values).ravel())
+
+
+def write_display_attributes(mesh: bpy.types.Mesh, values: dict[str, np.ndarray]) -> None:
+    """Write opacity, scale, rotation and color."""
+    for name, (data_type, field) in DISPLAY_TYPES.items():
+        write_attribute(mesh, name, data_type, field, values[name])
+
+
+def stored_header(obj: bpy.types.Object) -> PlyHeader:
+    """The PLY header kept on a splat object at import."""
+    if not is_splat_object(obj):
+        raise SplatInputError(f"{obj.name if obj else 'nothing'}: not a Gaussian splat object "
+                              "(import one with File > Import > Gaussian Splat)")
+    return parse_header(obj[SPLAT_KEY]["header"], obj.name)
+
+
+def read_raw_columns(obj: bpy.types.Object, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Raw PLY columns of a splat object keyed by PLY name: x, y, z from vertex positions, others from attributes."""
+    header = stored_header(obj)
+    attribute_names = obj[SPLAT_KEY]["attributes"]
+    mesh = obj.data
+    count = len(mesh.vertices)
+    columns: dict[str, np.ndarray] = {}
+    wanted = names or header.names
+    if any(n in POSITION for n in wanted):
+        positions = np.empty(count * 3, np.float32)
+        mesh.vertices.foreach_get("co", positions)
+        columns.update(zip(POSITION, positions.reshape(count, 3).T.copy()))
+    for prop in header.properties:
+        if prop.name in wanted and prop.name not in POSITION:
+            columns[prop.name] = read_attribute(obj, attribute_names[prop.name], raw_attribute_type(prop.dtype))
+    return columns
+
+
+def read_attribute(obj: bpy.types.Object, name: str, data_type: str) -> np.ndarray:
+    """One scalar point attribute as a numpy array; a missing or retyped attribute is a user error."""
+    attr = obj.data.attributes.get(name)
+    if attr is None or attr.domain != 'POINT' or attr.data_type != data_type:
+        raise SplatInputError(f"{obj.name}: point attribute {name!r} ({data_type}) is missing or was changed; "
+                              "it is needed to write the PLY")
+    values = np.empty(len(obj.data.vertices), np.float32 if data_type == 'FLOAT' else np.int32)
+    attr.data.foreach_get("value", values)
+    return values
+
+
+def update_display_attributes(obj: bpy.types.Object) -> None:
+    """Recompute opacity, scale, rotation and color from the raw attributes (after e.g. new f_dc values)."""
+    names = ["opacity"] + [f"f_dc_{i}" for i in range(3)] + [f"scale_{i}" for i in range(3)]
+    names += [f"rot_{i}" for i in range(4)]
+    write_display_attributes(obj.data, display_values(read_raw_columns(obj, names)))
+    obj.data.update()

@@ -1,0 +1,141 @@
+"""One running stylization: the `sos-stylize` process of a job folder and what its JSON-lines events said.
+
+`advance()` is called repeatedly (by a timer in the UI, by a loop in background mode); it never blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from ..worker.process import LineProcess
+from .job_folder import ARGS_FILE, CANCEL_FILE
+
+CANCEL_GRACE_S = 5.0
+EXIT_OUT_OF_MEMORY, EXIT_CANCELLED = 3, 130
+
+
+class Phase(Enum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class Progress:
+    """The latest progress event."""
+
+    iteration: int = 0
+    total: int = 0
+    style: float | None = None
+    content: float | None = None
+    eta_s: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        return self.iteration / self.total if self.total else 0.0
+
+
+@dataclass
+class JobTarget:
+    """What the job stylizes, found again by session id when it ends (names may change meanwhile)."""
+
+    object_uid: int
+    object_name: str
+    scene_name: str
+    created_rig: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+class StylizeJob:
+    """The engine process of one job folder."""
+
+    def __init__(self, folder: Path, python: str, target: JobTarget):
+        self.folder = folder
+        self.target = target
+        self.progress = Progress()
+        self.phase = Phase.RUNNING
+        self.events: list[dict] = []
+        self.error: str | None = None
+        self.preview: Path | None = None
+        self.preview_count = 0
+        self.cancel_deadline: float | None = None
+        self.started = time.monotonic()
+        self.process = LineProcess([python, "-m", "core", f"@{ARGS_FILE}", "--json-progress",
+                                    "--cancel-file", CANCEL_FILE], cwd=folder)
+
+    def advance(self) -> Phase:
+        """Take in the process's new events; settle the phase once it has exited."""
+        if self.phase is not Phase.RUNNING:
+            return self.phase
+        for line in self.process.drain():
+            if line is not None:
+                self.take_line(line)
+        if self.cancel_deadline is not None and time.monotonic() > self.cancel_deadline:
+            self.process.end(force=time.monotonic() > self.cancel_deadline + CANCEL_GRACE_S)
+        code = self.process.returncode()
+        if code is not None:
+            for line in self.process.drain():
+                if line is not None:
+                    self.take_line(line)
+            self.phase = self.settle(code)
+        return self.phase
+
+    def take_line(self, line: str) -> None:
+        """One stdout line: a JSON event, or anything else (kept out of the event list)."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(event, dict) or "event" not in event:
+            return
+        self.events.append(event)
+        kind = event["event"]
+        if kind == "start":
+            self.progress.total = int(event.get("iterations", 0))
+        elif kind == "progress":
+            self.progress = Progress(int(event["iteration"]), int(event.get("iterations", self.progress.total)),
+                                     event.get("style"), event.get("content"), event.get("eta_s"))
+        elif kind == "preview":
+            self.preview = self.folder / event["path"]
+            self.preview_count += 1
+        elif kind == "error":
+            self.error = str(event.get("message", ""))
+
+    def settle(self, code: int) -> Phase:
+        """The final phase from the exit code and the events seen."""
+        kinds = {e["event"] for e in self.events}
+        if code == 0 and "done" in kinds:
+            return Phase.DONE
+        if code == EXIT_CANCELLED or "cancelled" in kinds or self.cancel_deadline is not None:
+            return Phase.CANCELLED
+        self.error = self.failure_message(code)
+        return Phase.FAILED
+
+    def failure_message(self, code: int) -> str:
+        """What went wrong, in the worker's own words where it gave any."""
+        at = f"at iteration {self.progress.iteration}/{self.progress.total}" if self.progress.total else "at start-up"
+        if self.error and code == EXIT_OUT_OF_MEMORY:
+            return f"{self.error} (lower Resolution or set a GPU Memory Cap in the Stylize panel)"
+        if self.error:
+            return self.error
+        if code < 0:
+            return f"The worker stopped unexpectedly (signal {-code}) {at}"
+        return f"The worker failed (exit code {code}) {at}: {self.process.error_text()}"
+
+    def request_cancel(self) -> None:
+        """Ask the engine to stop (cancel file); a process still running after a grace time is terminated, then
+        killed."""
+        if self.phase is Phase.RUNNING and self.cancel_deadline is None:
+            (self.folder / CANCEL_FILE).touch()
+            self.cancel_deadline = time.monotonic() + CANCEL_GRACE_S
+
+    def kill(self) -> None:
+        """Stop the process now (Blender quits or loads another file)."""
+        self.process.stop(grace_s=1.0)
+        if self.phase is Phase.RUNNING:
+            self.phase = Phase.CANCELLED

@@ -1,0 +1,133 @@
+"""Stylization job folders: everything `sos-stylize @args.txt` needs, with paths relative to the folder.
+
+    job_<time>_<id>/
+        args.txt        one argument per line (python -m core @args.txt, run with the folder as cwd)
+        scene.ply       the splat object's Gaussians in its own (local, PLY) coordinates
+        cameras.json    the views, in the same coordinates
+        style.<ext>     the painting
+        out/            written by the engine (stylized.ply, cameras.json, previews, report.json)
+
+So a folder can be copied to another machine (a GPU server) and run there unchanged.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..atomic_file import write_atomically
+from ..cameras.cameras_json import write_cameras
+from ..cameras.objects import camera_record, export_order
+from ..errors import SplatInputError
+from ..splats.export import export_splat
+
+ARGS_FILE = "args.txt"
+SCENE_FILE = "scene.ply"
+CAMERAS_FILE = "cameras.json"
+STYLE_STEM = "style"
+OUTPUT_FOLDER = "out"
+CANCEL_FILE = "cancel"
+JOB_PREFIX = "job_"
+KEEP_JOBS = 3
+IMAGE_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
+                  "OPEN_EXR": ".exr", "TARGA": ".tga"}
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """The engine settings a job runs with (sos-stylize's options)."""
+
+    resolution: int = 1024
+    iterations: int = 800
+    style_strength: float = 1.0
+    content_weight: float = 1.0
+    optimize: str = "color"
+    max_gpu_mem_gib: float = 0.0
+    preview_every: int = 0
+    device: str = "auto"
+
+
+def job_arguments(options: JobOptions, style_name: str) -> list[str]:
+    """sos-stylize's arguments for a job folder, one list item per args.txt line."""
+    args = [SCENE_FILE, style_name, "--output", OUTPUT_FOLDER, "--cameras", CAMERAS_FILE,
+            "--resolution", str(options.resolution), "--iterations", str(options.iterations),
+            "--style-strength", repr(float(options.style_strength)),
+            "--content-weight", repr(float(options.content_weight)),
+            "--optimize", options.optimize, "--device", options.device]
+    if options.max_gpu_mem_gib > 0:
+        args += ["--max-gpu-mem", repr(float(options.max_gpu_mem_gib))]
+    if options.preview_every > 0:
+        args += ["--preview-every", str(options.preview_every)]
+    return args
+
+
+def jobs_root() -> Path:
+    """Where the add-on keeps job folders: the Blender session's temporary folder (removed when Blender quits)."""
+    return Path(bpy.app.tempdir or tempfile.gettempdir()) / "sos_jobs"
+
+
+def new_job_folder(root: Path) -> Path:
+    """A new, empty job folder under root."""
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{JOB_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}_", dir=root))
+
+
+def prune_jobs(root: Path, keep: int = KEEP_JOBS) -> None:
+    """Delete all but the `keep` newest job folders under root."""
+    if not root.is_dir():
+        return
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith(JOB_PREFIX)),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    for folder in folders[keep:]:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def style_image_file(image: bpy.types.Image | None) -> tuple[Path | None, bytes | None, str]:
+    """(file to copy, or packed bytes, and the suffix) of the style image; raises SplatInputError."""
+    if image is None:
+        raise SplatInputError("Choose a style image (a painting) in the Stylize panel first")
+    suffix = Path(image.filepath).suffix.lower() or IMAGE_SUFFIXES.get(image.file_format, ".png")
+    if image.packed_file is not None:
+        return None, bytes(image.packed_file.data), suffix
+    path = Path(bpy.path.abspath(image.filepath, library=image.library))
+    if not image.filepath or not path.is_file():
+        raise SplatInputError(f"Style image {image.name!r}: its file {str(path) or '(none)'} does not exist")
+    return path, None, suffix
+
+
+def write_style(folder: Path, image: bpy.types.Image | None) -> str:
+    """Copy the style image into the job folder; returns its file name there."""
+    source, data, suffix = style_image_file(image)
+    name = STYLE_STEM + suffix
+    if source is not None:
+        shutil.copyfile(source, folder / name)
+    else:
+        (folder / name).write_bytes(data)
+    return name
+
+
+def write_job_cameras(path: Path, splat: bpy.types.Object, cameras: list[bpy.types.Object],
+                      scene: bpy.types.Scene) -> int:
+    """cameras.json with poses in the splat object's local (PLY) coordinates; returns the count."""
+    if not cameras:
+        raise SplatInputError("No cameras to stylize from")
+    frame = np.array(splat.matrix_world)
+    records = [camera_record(cam, scene, frame, index) for index, cam in enumerate(sorted(cameras, key=export_order))]
+    write_cameras(path, records)
+    return len(records)
+
+
+def write_job(folder: Path, splat: bpy.types.Object, cameras: list[bpy.types.Object], scene: bpy.types.Scene,
+              style: bpy.types.Image | None, options: JobOptions) -> None:
+    """Fill a job folder: scene, cameras, style image, args.txt. Raises SplatInputError or OSError."""
+    style_name = write_style(folder, style)
+    write_job_cameras(folder / CAMERAS_FILE, splat, cameras, scene)
+    export_splat(splat, folder / SCENE_FILE, apply_transform=False)
+    text = "\n".join(job_arguments(options, style_name)) + "\n"
+    write_atomically(folder / ARGS_FILE, lambda handle: handle.write(text.encode("utf-8")))

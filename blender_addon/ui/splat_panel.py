@@ -1,0 +1,39 @@
+"""The 'Gaussian Splats' panel in the 3D viewport sidebar's Stylize tab: import, display settings, export."""
+
+import bpy
+
+from ..splats.display_nodes import DISPLAY_INPUTS, display_modifier, input_property
+from ..splats.objects import SPLAT_KEY, is_splat_object
+from .sidebar import SidebarPanel
+
+
+class VIEW3D_PT_gaussian_splats(SidebarPanel, bpy.types.Panel):
+    """Import and export splat scenes; show the active splat's size and viewport display settings."""
+
+    bl_label = "Gaussian Splats"
+    bl_idname = "VIEW3D_PT_gaussian_splats"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        row = layout.row(align=True)
+        row.operator("import_scene.gaussian_splat", text="Import Splat", icon='IMPORT')
+        row.operator("import_scene.gaussian_splat_cameras", text="Cameras", icon='CAMERA_DATA')
+        obj = context.view_layer.objects.active
+        if not is_splat_object(obj):
+            layout.label(text="Select a splat object to see its settings")
+            return
+        layout.label(text=f"{len(obj.data.vertices):,} Gaussians, SH degree {obj[SPLAT_KEY]['sh_degree']}")
+        modifier = display_modifier(obj)
+        if modifier is not None and modifier.node_group is not None:
+            column = layout.column(align=True)
+            for name in DISPLAY_INPUTS:
+                column.prop(*input_property(modifier, name), text=name)
+        row = layout.row(align=True)
+        row.operator("export_scene.gaussian_splat", text="Export Splat", icon='EXPORT')
+        row.operator("export_scene.gaussian_splat_cameras", text="Cameras", icon='CAMERA_DATA')
+
+
+CLASSES = (VIEW3D_PT_gaussian_splats,)
+
+
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -1,0 +1,164 @@
+"""The Stylize panel (3D Viewport > Sidebar > Stylize), its Worker and Render sub-panels, and the status bar
+progress while a job runs."""
+
+from __future__ import annotations
+
+import textwrap
+
+import bpy
+
+from ..errors import SplatInputError
+from ..stylize import session as stylize_session
+from ..stylize.job import StylizeJob
+from ..worker import render_worker
+from ..worker.config import addon_preferences, cached_check, check_problems, configured_python, describe_check
+from .sidebar import SidebarPanel
+
+MESSAGE_ICONS = {'INFO': 'INFO', 'WARNING': 'ERROR', 'ERROR': 'CANCEL'}
+WRAP_CHARS = 48
+COLOUR_NOTE = ("Renders are display-referred sRGB, as 3DGS trains on: use the Standard view transform "
+               "so images look as in a 3DGS viewer")
+
+
+def duration(seconds: float | None) -> str:
+    """'1h 02m', '3m 05s' or '12s'."""
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def progress_text(job: StylizeJob) -> str:
+    """'120/800 · ETA 2m 10s' (or 'starting…' before the first iteration)."""
+    progress = job.progress
+    if progress.iteration == 0:
+        return "Starting the worker…" if job.cancel_deadline is None else "Cancelling…"
+    return f"{progress.iteration}/{progress.total} · ETA {duration(progress.eta_s)}"
+
+
+def wrapped_label(layout: bpy.types.UILayout, text: str, icon: str) -> None:
+    """A long message as several label lines, the icon on the first."""
+    for index, line in enumerate(textwrap.wrap(text, WRAP_CHARS) or [""]):
+        layout.label(text=line, icon=icon if index == 0 else 'BLANK1')
+
+
+def draw_job(layout: bpy.types.UILayout) -> None:
+    """Stylize/Cancel, then progress, losses, preview and the last messages."""
+    job = stylize_session.SESSION.job
+    row = layout.row(align=True)
+    row.scale_y = 1.4
+    row.operator("sos.stylize", icon='BRUSH_DATA')
+    row.operator("sos.cancel", text="Cancel", icon='CANCEL')
+    if job is not None:
+        layout.progress(factor=job.progress.fraction, text=progress_text(job))
+        if job.progress.style is not None:
+            layout.label(text=f"Style loss {job.progress.style:.4g} · content {job.progress.content or 0:.4g}")
+    preview = stylize_session.SESSION.preview()
+    if preview is not None:
+        layout.template_icon(icon_value=preview.icon_id, scale=8.0)
+    box = layout.box() if stylize_session.SESSION.messages else None
+    for message in stylize_session.SESSION.messages:
+        wrapped_label(box, message.text, MESSAGE_ICONS[message.level])
+
+
+class VIEW3D_PT_sos_stylize(SidebarPanel, bpy.types.Panel):
+    """Style image, settings, cameras, Stylize / Cancel, progress and preview."""
+
+    bl_label = "Stylize"
+    bl_idname = "VIEW3D_PT_sos_stylize"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        props = context.scene.sos_stylize
+        layout.template_ID_preview(props, "style_image", open="image.open", rows=3, cols=6)
+        column = layout.column(align=True)
+        column.prop(props, "resolution")
+        column.prop(props, "iterations")
+        column = layout.column(align=True)
+        column.prop(props, "style_strength")
+        column.prop(props, "content_weight")
+        layout.prop(props, "optimize", text="")
+        layout.prop(props, "camera_source", text="")
+        if props.camera_source == 'ORBIT':
+            row = layout.row(align=True)
+            row.prop(props, "orbit_count")
+            row.operator("sos.add_orbit_cameras", text="Add Orbit Cameras", icon='OUTLINER_OB_CAMERA')
+        layout.prop(props, "max_gpu_mem")
+        draw_job(layout)
+
+
+class VIEW3D_PT_sos_worker(SidebarPanel, bpy.types.Panel):
+    """The worker's Python, device and its last check."""
+
+    bl_label = "Worker"
+    bl_idname = "VIEW3D_PT_sos_worker"
+    bl_parent_id = VIEW3D_PT_sos_stylize.bl_idname
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        try:
+            python, source = configured_python()
+        except SplatInputError as error:
+            wrapped_label(layout, str(error), 'ERROR')
+            python = None
+        else:
+            wrapped_label(layout, f"{python} (from {source})", 'SCRIPT')
+        prefs = addon_preferences()
+        if prefs is not None:
+            layout.prop(prefs, "device")
+        layout.operator("sos.check_worker", icon='CHECKMARK')
+        info = cached_check(python) if python else None
+        if info is not None:
+            wrapped_label(layout, describe_check(info), 'INFO')
+            for problem in check_problems(info):
+                wrapped_label(layout, problem, 'ERROR')
+        worker = render_worker.current_worker()
+        if worker is not None and worker.alive():
+            layout.label(text=f"Render worker running on {worker.device}", icon='RENDER_STILL')
+        layout.operator("sos.export_job", icon='FILE_FOLDER')
+
+
+class VIEW3D_PT_sos_render(SidebarPanel, bpy.types.Panel):
+    """Rendering splats: the Gaussian Splats engine, colour management, camera renders."""
+
+    bl_label = "Render"
+    bl_idname = "VIEW3D_PT_sos_render"
+    bl_parent_id = VIEW3D_PT_sos_stylize.bl_idname
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        scene = context.scene
+        layout.prop(scene.render, "engine", text="Engine")
+        layout.prop(scene.view_settings, "view_transform", text="View")
+        if scene.view_settings.view_transform != 'Standard':
+            wrapped_label(layout, COLOUR_NOTE, 'INFO')
+        layout.prop(scene.render, "film_transparent", text="Transparent Background")
+        layout.operator("sos.render_cameras", icon='RENDER_STILL')
+
+
+def draw_status(self: bpy.types.Header, context: bpy.types.Context) -> None:
+    """Status bar: a progress bar while a stylization runs."""
+    job = stylize_session.SESSION.job
+    if job is not None:
+        self.layout.progress(factor=job.progress.fraction,
+                             text=f"Stylize {progress_text(job)}")
+
+
+CLASSES = (VIEW3D_PT_sos_stylize, VIEW3D_PT_sos_worker, VIEW3D_PT_sos_render)
+
+
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
+def register() -> None:
+    _register_classes()
+    bpy.types.STATUSBAR_HT_header.append(draw_status)
+
+
+def unregister() -> None:
+    bpy.types.STATUSBAR_HT_header.remove(draw_status)
+    _unregister_classes()

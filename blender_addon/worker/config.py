@@ -1,0 +1,175 @@
+"""Which Python runs the worker, on which device, and what that Python can do (its `--check` answer).
+
+The worker's Python is looked up in this order: the add-on preference, the SOS_STYLIZER_PYTHON environment
+variable, a sos_worker.json written by install.py (in the add-on folder or the per-user sos-stylizer folder),
+and finally install.py's default environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import bpy
+
+from ..errors import SplatInputError
+
+ENV_VAR = "SOS_STYLIZER_PYTHON"
+SETTINGS_FILE = "sos_worker.json"
+ADDON_PACKAGE = __package__.rpartition(".")[0]  # the add-on's module: its preferences are stored under it
+ADDON_FOLDER = Path(__file__).resolve().parents[1]
+INSTALL_HINT = "set the worker Python in the add-on preferences, or run python install.py"
+CHECK_TIMEOUT_S = 180
+_CHECKS: dict[tuple[str, int], dict] = {}
+
+
+def addon_preferences() -> bpy.types.AddonPreferences | None:
+    """This add-on's preferences, or None where it is not enabled (e.g. imported by a script)."""
+    addon = bpy.context.preferences.addons.get(ADDON_PACKAGE)
+    return addon.preferences if addon is not None else None
+
+
+def user_data_dir() -> Path:
+    """The per-user sos-stylizer folder, as install.py places it (a twin of install.user_data_dir: the zip
+    holds no install.py)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "sos-stylizer"
+
+
+def default_venv_python() -> Path:
+    """install.py's default worker environment."""
+    venv = user_data_dir() / "venv"
+    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+def settings_file_python() -> tuple[str, str] | None:
+    """(worker Python, file) from the first readable sos_worker.json."""
+    for folder in (ADDON_FOLDER, user_data_dir()):
+        path = folder / SETTINGS_FILE
+        try:
+            python = json.loads(path.read_text(encoding="utf-8")).get("worker_python")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(python, str) and python:
+            return python, str(path)
+    return None
+
+
+def configured_python() -> tuple[str, str]:
+    """(worker Python, where that setting came from); raises SplatInputError when nothing names one."""
+    prefs = addon_preferences()
+    if prefs is not None and prefs.worker_python:
+        return bpy.path.abspath(prefs.worker_python), "the add-on preferences"
+    if os.environ.get(ENV_VAR):
+        return os.environ[ENV_VAR], ENV_VAR
+    from_file = settings_file_python()
+    if from_file is not None:
+        return from_file
+    if default_venv_python().is_file():
+        return str(default_venv_python()), "install.py's default environment"
+    raise SplatInputError(f"No worker Python is configured: {INSTALL_HINT}")
+
+
+def worker_python() -> str:
+    """The worker's Python executable, checked to exist."""
+    python, source = configured_python()
+    if not Path(python).is_file():
+        raise SplatInputError(f"Worker Python not found: {python} (from {source}); {INSTALL_HINT}")
+    return python
+
+
+def preferred_device() -> str:
+    """auto, cuda or cpu, as chosen in the preferences."""
+    prefs = addon_preferences()
+    return prefs.device.lower() if prefs is not None else "auto"
+
+
+def worker_environment() -> dict[str, str]:
+    """Environment for worker processes: Blender's own Python settings must not leak into the worker."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def process_flags() -> int:
+    """No console window for worker processes on Windows."""
+    return getattr(subprocess, "CREATE_NO_WINDOW", 0)
+
+
+def check_key(python: str) -> tuple[str, int]:
+    """Cache key of a check: the executable and its modification time."""
+    return python, Path(python).stat().st_mtime_ns if Path(python).exists() else 0
+
+
+def cached_check(python: str) -> dict | None:
+    """The last check of this executable in this session, if any."""
+    return _CHECKS.get(check_key(python))
+
+
+def check_worker(python: str, refresh: bool = False) -> dict:
+    """The worker's `python -m core.worker --check` report (cached per executable); raises SplatInputError."""
+    key = check_key(python)
+    if refresh or key not in _CHECKS:
+        _CHECKS[key] = run_check(python)
+    return _CHECKS[key]
+
+
+def run_check(python: str) -> dict:
+    """Run the worker's self-check; a failure names what is missing and how to fix it."""
+    try:
+        done = subprocess.run([python, "-m", "core.worker", "--check"], capture_output=True, text=True,
+                              timeout=CHECK_TIMEOUT_S, env=worker_environment(), creationflags=process_flags())
+    except OSError as error:
+        raise SplatInputError(f"Cannot run the worker Python {python}: {error.strerror or error}; "
+                              f"{INSTALL_HINT}") from error
+    except subprocess.TimeoutExpired as error:
+        raise SplatInputError(f"The worker Python {python} did not answer within {CHECK_TIMEOUT_S} s") from error
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise SplatInputError(f"The worker Python {python} cannot run the engine ({last_line(done.stderr)}); "
+                              "run python install.py to install torch, gsplat and the engine there")
+    try:
+        return json.loads(lines[-1])
+    except ValueError as error:
+        raise SplatInputError(f"The worker Python {python} gave an unreadable check: {lines[-1][:200]}") from error
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a process's output (a traceback's message), or a placeholder."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no error message"
+
+
+def describe_check(info: dict) -> str:
+    """One line: Python, torch, device, gsplat."""
+    device = f"CUDA GPU {info.get('device')}" if info.get("cuda") else "no CUDA GPU (CPU only)"
+    gsplat = f"gsplat {info['gsplat']}" if info.get("gsplat") else "gsplat missing"
+    return f"Python {info.get('python_version')}, torch {info.get('torch')}, {device}, {gsplat}"
+
+
+def check_problems(info: dict) -> list[str]:
+    """What the worker lacks, each with its fix."""
+    problems = []
+    if not info.get("vgg_weights"):
+        problems.append(f"{info.get('vgg_error', 'VGG-19 weights missing')}; run python install.py")
+    if info.get("cuda") and not info.get("gsplat"):
+        problems.append("gsplat is not usable, so the GPU renders with the slower PyTorch rasterizer "
+                        f"({info.get('gsplat_error', 'not installed')}); run python install.py")
+    if not info.get("cuda"):
+        problems.append("no CUDA GPU: the worker runs on the CPU (small scenes and sizes only)")
+    return problems
+
+
+def effective_device(requested: str, info: dict) -> tuple[str, str | None]:
+    """The device to ask the engine for, and a warning when CUDA is wanted but missing (CPU fallback)."""
+    if requested in ("cuda", "auto") and not info.get("cuda"):
+        return "cpu", "The worker has no CUDA GPU: running on the CPU (slow; fine for small scenes)"
+    return requested, None

@@ -1,0 +1,124 @@
+"""The long-lived render worker (`python -m core.worker --serve`): started on the first render, reused for
+every frame and render after it, restarted when it died or its Python or device changed, and shut down when
+the add-on is disabled or Blender quits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from ..errors import SplatInputError
+from .config import INSTALL_HINT
+from .process import LineProcess
+
+START_TIMEOUT_S = 300.0
+REQUEST_TIMEOUT_S = 1800.0
+WAIT_S = 0.1
+
+
+class RenderWorker:
+    """One worker process and its request/reply protocol (one JSON object per line each way)."""
+
+    def __init__(self, python: str, device: str, should_stop: Callable[[], bool]):
+        self.key = (python, device)
+        self.process = LineProcess([python, "-m", "core.worker", "--serve", "--device", device], with_stdin=True)
+        self.ids = itertools.count(1)
+        ready = self.read_reply(lambda reply: reply.get("event") == "ready", START_TIMEOUT_S, should_stop)
+        self.device = ready.get("device", device)
+        self.warning: str | None = ready.get("warning")
+        if self.warning is None and device != "cpu" and self.device == "cpu":
+            self.warning = "The render worker has no CUDA GPU: rendering on the CPU (slow for large scenes)"
+
+    def alive(self) -> bool:
+        return self.process.proc.poll() is None
+
+    def read_reply(self, wanted: Callable[[dict], bool], timeout_s: float,
+                   should_stop: Callable[[], bool]) -> dict:
+        """The next reply that `wanted` accepts; raises SplatInputError if the worker dies, stalls or is stopped."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if should_stop():
+                self.close()
+                raise SplatInputError("Render cancelled")
+            try:
+                line = self.process.lines.get(timeout=WAIT_S)
+            except queue.Empty:
+                continue
+            if line is None:
+                self.process.stop()
+                raise SplatInputError(f"The render worker stopped: {self.process.error_text()}; {INSTALL_HINT}")
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(reply, dict) and wanted(reply):
+                return reply
+        self.close()
+        raise SplatInputError(f"The render worker did not answer within {timeout_s:.0f} s")
+
+    def request(self, payload: dict, should_stop: Callable[[], bool]) -> dict:
+        """Send one request and wait for its reply; a refused request raises SplatInputError with its message."""
+        request_id = next(self.ids)
+        try:
+            self.process.send(json.dumps({**payload, "id": request_id}))
+        except OSError as error:
+            raise SplatInputError(f"The render worker stopped: {self.process.error_text()}") from error
+        reply = self.read_reply(lambda r: r.get("id") == request_id, REQUEST_TIMEOUT_S, should_stop)
+        if not reply.get("ok"):
+            raise SplatInputError(f"The render worker failed: {reply.get('error', 'no message')}")
+        return reply
+
+    def close(self) -> None:
+        """Ask the worker to quit, then make sure it is gone."""
+        if self.alive():
+            try:
+                self.process.send(json.dumps({"cmd": "quit"}))
+            except OSError:
+                pass
+        self.process.stop(grace_s=2.0)
+
+
+_LOCK = threading.Lock()
+_WORKER: RenderWorker | None = None
+
+
+def render_request(python: str, device: str, payload: dict, should_stop: Callable[[], bool]) -> tuple[dict, str | None]:
+    """(reply, start-up warning or None) for one request, through the shared worker (started as needed)."""
+    global _WORKER
+    with _LOCK:
+        warning = None
+        if _WORKER is not None and (not _WORKER.alive() or _WORKER.key != (python, device)):
+            _WORKER.close()
+            _WORKER = None
+        if _WORKER is None:
+            _WORKER = RenderWorker(python, device, should_stop)
+            warning = _WORKER.warning
+        try:
+            return _WORKER.request(payload, should_stop), warning
+        except SplatInputError:
+            if not _WORKER.alive():
+                _WORKER = None
+            raise
+
+
+def shutdown() -> None:
+    """Stop the shared worker."""
+    global _WORKER
+    with _LOCK:
+        if _WORKER is not None:
+            _WORKER.close()
+            _WORKER = None
+
+
+def current_worker() -> RenderWorker | None:
+    """The shared worker, if one is running (for status displays and tests)."""
+    return _WORKER
+
+
+atexit.register(shutdown)

@@ -1,0 +1,94 @@
+"""Import boundaries, read from the source (plain Python: no bpy, no torch needed).
+
+- The Blender add-on imports only bpy, numpy and the standard library (torch must never load inside Blender),
+  in every module of every subpackage.
+- Inside the add-on, imports run downward only: ui/ over stylize/ and render/, over cameras/ and worker/, over
+  splats/, over the base modules. Domain code never imports an operator or panel module.
+- The engine never imports bpy or the add-on.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ADDON = REPO_ROOT / "blender_addon"
+STDLIB = set(sys.stdlib_module_names)
+ADDON_ALLOWED = {"bpy", "bpy_extras", "numpy"} | STDLIB
+# Layer of each add-on subpackage (top-level modules are the base, layer 0). A module may import its own
+# subpackage and lower layers; equal layers stay independent of each other.
+ADDON_LAYERS = {"splats": 1, "cameras": 2, "worker": 2, "render": 3, "stylize": 3, "ui": 4}
+
+
+def python_files(folder: Path) -> list[Path]:
+    """Every .py file under folder, subpackages included."""
+    files = sorted(folder.rglob("*.py"))
+    assert files, f"no Python files under {folder}"
+    return files
+
+
+def absolute_imports(source: Path) -> list[str]:
+    """Top-level names of the absolute imports in source."""
+    roots = []
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots += [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            roots.append(node.module.split(".")[0])
+    return roots
+
+
+def relative_targets(source: Path, package_root: Path) -> list[tuple[str, ...]]:
+    """Module paths (relative to package_root) that source's relative imports reach, e.g. ('splats', 'objects')."""
+    own_package = source.relative_to(package_root).parent.parts
+    targets = []
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = own_package[:len(own_package) - (node.level - 1)]
+            module = tuple(node.module.split(".")) if node.module else ()
+            if module:
+                targets.append(base + module)
+            else:
+                targets += [base + (alias.name,) for alias in node.names]
+    return targets
+
+
+def upward_imports(source: Path, package_root: Path) -> list[str]:
+    """The relative imports of source that reach its own layer's neighbours or a higher layer."""
+    parts = source.relative_to(package_root).with_suffix("").parts
+    if parts == ("__init__",):
+        return []  # the add-on's entry point registers the ui modules
+    own = parts[0] if len(parts) > 1 else None
+    own_layer = ADDON_LAYERS.get(own, 0)
+    return [f"{'.'.join(target)} (layer {ADDON_LAYERS.get(target[0], 0)} >= {own_layer})"
+            for target in relative_targets(source, package_root)
+            if target[0] != own and ADDON_LAYERS.get(target[0], 0) >= own_layer]
+
+
+@pytest.mark.parametrize("source", python_files(ADDON), ids=lambda p: str(p.relative_to(ADDON)))
+def test_addon_imports_only_bpy_numpy_and_the_standard_library(source: Path) -> None:
+    roots = set(absolute_imports(source))
+    assert roots <= ADDON_ALLOWED, f"{source.relative_to(REPO_ROOT)} imports {sorted(roots - ADDON_ALLOWED)}"
+
+
+@pytest.mark.parametrize("source", python_files(ADDON), ids=lambda p: str(p.relative_to(ADDON)))
+def test_addon_imports_run_downward(source: Path) -> None:
+    assert upward_imports(source, ADDON) == [], f"{source.relative_to(REPO_ROOT)} imports upward"
+
+
+def test_the_direction_check_reports_upward_and_sideways_imports(tmp_path: Path) -> None:
+    module = tmp_path / "stylize" / "bad.py"
+    module.parent.mkdir()
+    module.write_text("from ..ui.export_ops import export_splat\nfrom ..render import view\nfrom . import job\n"
+                      "from ..splats.objects import SPLAT_KEY\nfrom ..errors import SplatInputError\n")
+    assert upward_imports(module, tmp_path) == ["ui.export_ops (layer 4 >= 3)", "render (layer 3 >= 3)"]
+
+
+@pytest.mark.parametrize("source", python_files(REPO_ROOT / "core"), ids=lambda p: p.name)
+def test_engine_never_imports_blender_or_the_addon(source: Path) -> None:
+    roots = set(absolute_imports(source))
+    assert not roots & {"bpy", "bpy_extras", "blender_addon"}, f"{source.name} imports {sorted(roots)}"
