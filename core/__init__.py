@@ -19,8 +19,9 @@ The public API, importable from ``core`` directly::
 
 Names load on first use, so ``import core`` (and the command line's start) stays cheap: torch loads only when an
 engine name is touched. ``core.stylize`` and ``core.render`` are the functions, although modules of the same names
-exist: reach those modules with ``from core.stylize import ...`` / ``from core.render import ...``. Command lines: ``sos-stylize`` / ``python -m core``; the Blender add-on's worker:
-``python -m core.worker``. See docs/architecture.md.
+exist: reach those modules with ``from core.stylize import ...`` / ``from core.render import ...``.
+Command lines: ``sos-stylize`` / ``python -m core``; the Blender add-on's worker: ``python -m core.worker``.
+See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ _EXPORTS = {
     "load_image": "core.images", "save_png": "core.images",
     "InputError": "core.errors",
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "stylize", "StylizeSettings", "StylizeResult", "render_views", "render", "RenderOutput",
+           "Gaussians", "read_ply", "write_ply", "SplatData", "load_cameras", "save_cameras_json", "Camera",
+           "orbit_cameras", "load_image", "save_png", "InputError"]  # = _EXPORTS (tests/test_public_api.py)
 
 if TYPE_CHECKING:
     from core.cameras import Camera, load_cameras, orbit_cameras, save_cameras_json

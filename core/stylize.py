@@ -9,9 +9,9 @@ from __future__ import annotations
 import pickle
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 

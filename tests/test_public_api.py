@@ -26,7 +26,8 @@ def test_public_names_resolve_to_their_implementations():
     from core import stylize as stylize_function
     from core.render import render
     from core.stylize import StylizeResult, StylizeSettings, render_views, stylize
-    assert set(PUBLIC) <= set(core.__all__) and set(PUBLIC) <= set(dir(core))
+    assert set(core.__all__) == {"__version__", *PUBLIC} == {"__version__", *core._EXPORTS}
+    assert set(PUBLIC) <= set(dir(core))
     assert (core.stylize, core.StylizeSettings, core.StylizeResult, core.render_views) == \
         (stylize, StylizeSettings, StylizeResult, render_views)
     assert stylize_function is stylize and core.render is render

@@ -49,8 +49,8 @@ def parse(argv: list[str]) -> StylizeSettings:
 
 
 def test_schema_is_the_engines_settings_class():
-    from core.stylize import StylizeSettings as engine_settings
     import core
+    from core.stylize import StylizeSettings as engine_settings
     assert engine_settings is StylizeSettings and core.StylizeSettings is StylizeSettings
     assert [f.name for f in fields(StylizeSettings)] == [item.name for item in SETTINGS]
 
