@@ -6,11 +6,12 @@ all scales stacked on the full-resolution image, back-propagate the rasterizer o
 
 from __future__ import annotations
 
+import pickle
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -22,8 +23,14 @@ from core.gaussians import Gaussians
 from core.ply import SplatData
 from core.render import pick_backend, render
 from core.vgg import load_vgg19
+from interchange.settings import BY_NAME, SettingsError, StylizeSettings
 
-OPTIMIZE_CHOICES = ("color", "sh", "sh+opacity")
+OPTIMIZE_CHOICES = BY_NAME["optimize"].values
+# The scene's per-Gaussian tensors, by name: all [N, ...] with the same N, so a step that changes the number of
+# Gaussians replaces them together (and the optimizer state of the trained ones).
+PARAMETERS = ("means", "quats", "log_scales", "opacity", "sh_dc", "sh_rest")
+TRAINED = {"color": ("sh_dc",), "sh": ("sh_dc", "sh_rest"), "sh+opacity": ("sh_dc", "sh_rest", "opacity")}
+CHECKPOINT_FORMAT = 2
 # relu4_2 targets: 512 float32 channels at 1/8 resolution over a pyramid adding a third: ≈ 43 bytes per pixel.
 CONTENT_BYTES_PER_PX = 512 * 4 / 64 * 4 / 3
 # Share of the GPU memory budget that cached content targets may take before they move to host memory.
@@ -33,50 +40,31 @@ ProgressCallback = Callable[[dict], None]
 PreviewCallback = Callable[[int, torch.Tensor], None]
 
 
-@dataclass
-class StylizeSettings:
-    """Everything that shapes a run; stored in report.json and checkpoints."""
-
-    iterations: int = 600
-    learning_rate: float = 0.05
-    style_strength: float = 1.0
-    content_weight: float = 1.0
-    resolution: int = 1024
-    optimize: str = "color"
-    seed: int = 0
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    min_short_side: int = 511
-    max_gpu_mem_gib: float | None = None
-    bf16: bool = True
-    device: str = "auto"
-    backend: str = "auto"
-    vgg_weights: str | None = None
-    vgg_preprocess: str = "caffe"
-    cudnn_benchmark: bool = False
-    preview_every: int = 0
-    checkpoint_every: int = 0
-
-    def validate(self) -> None:
-        """Refuse settings that cannot work, with a message naming the setting."""
-        checks = [
-            (self.iterations >= 0, f"iterations must be >= 0 (got {self.iterations})"),
-            (self.learning_rate > 0, f"learning rate must be > 0 (got {self.learning_rate})"),
-            (self.style_strength >= 0, f"style strength must be >= 0 (got {self.style_strength})"),
-            (self.content_weight >= 0, f"content weight must be >= 0 (got {self.content_weight})"),
-            (16 <= self.resolution <= 16384, f"resolution must be 16..16384 px (got {self.resolution})"),
-            (self.optimize in OPTIMIZE_CHOICES, f"optimize must be one of {', '.join(OPTIMIZE_CHOICES)}"),
-            (len(self.background) == 3 and all(0 <= c <= 1 for c in self.background),
-             f"background must be three values in 0..1 (got {self.background})"),
-            (self.max_gpu_mem_gib is None or self.max_gpu_mem_gib > 0, "GPU memory cap must be > 0 GiB"),
-            (self.vgg_preprocess in ("caffe", "torch"), "VGG preprocessing must be 'caffe' or 'torch'"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InputError(f"settings: {message}")
+def check_settings(settings: StylizeSettings) -> None:
+    """Refuse settings that cannot work: InputError('settings: <name> <problem>')."""
+    try:
+        settings.validate()
+    except SettingsError as error:
+        raise InputError(str(error)) from None
 
 
 @dataclass
 class StylizeResult:
+    """What ``stylize()`` returns.
+
+    Attributes:
+        splat: the stylized scene: the input's PLY table with new colours (SH) and, for "sh+opacity", opacities;
+            every other property byte-for-byte as read.
+        history: one record per iteration done (resumed runs include the checkpoint's): ``iteration`` (1-based),
+            ``view`` (camera index), and the loss terms averaged over the pyramid's scales: ``gram``, ``mean``,
+            ``std`` (style statistics, weighted), ``style`` (their sum), ``content``, ``total``.
+        cancelled: True when ``should_stop`` ended the run early (``splat`` holds the colours so far).
+        device: the torch device that ran it ("cuda", "mps", "cpu").
+        backend: the rasterizer ("gsplat" or "torch").
+        timings: ``total_s`` (the call), ``loop_s`` (the iterations), ``it_per_s`` (iterations done in this call
+            per second of the loop), and on CUDA ``peak_gpu_mem_gib``.
+    """
+
     splat: SplatData
     history: list[dict]
     cancelled: bool
@@ -133,22 +121,30 @@ class _Views:
         return targets
 
 
-def _trainable(g: Gaussians, optimize: str) -> tuple[Gaussians, list[torch.Tensor]]:
-    """Leaf tensors to optimise (DC colour; + higher SH bands; + opacity) and the Gaussians that use them."""
-    dc = g.sh[:, :1].clone().requires_grad_(True)
-    rest = g.sh[:, 1:].clone().requires_grad_(optimize != "color" and g.sh.shape[1] > 1)
-    opacity = g.opacity_logits.clone().requires_grad_(optimize == "sh+opacity")
-    params = [t for t in (dc, rest, opacity) if t.requires_grad]
-    live = Gaussians(g.means, g.quats, g.log_scales, opacity, torch.cat([dc, rest], dim=1))
-    return live, params
+def parameters_of(g: Gaussians) -> dict[str, torch.Tensor]:
+    """The scene's per-Gaussian tensors by name (SH split into the DC colour and the higher bands)."""
+    return {"means": g.means, "quats": g.quats, "log_scales": g.log_scales, "opacity": g.opacity_logits,
+            "sh_dc": g.sh[:, :1], "sh_rest": g.sh[:, 1:]}
 
 
-def _assemble(g: Gaussians, params: list[torch.Tensor], optimize: str) -> Gaussians:
-    """The Gaussians as they stand now (rebuilt each step so autograd sees the leaves)."""
-    dc = params[0]
-    rest = params[1] if optimize != "color" and g.sh.shape[1] > 1 else g.sh[:, 1:].detach()
-    opacity = params[-1] if optimize == "sh+opacity" else g.opacity_logits.detach()
-    return Gaussians(g.means, g.quats, g.log_scales, opacity, torch.cat([dc, rest], dim=1))
+def gaussians_of(params: dict[str, torch.Tensor]) -> Gaussians:
+    """The Gaussians the named tensors stand for (rebuilt each step so autograd sees the leaves)."""
+    return Gaussians(params["means"], params["quats"], params["log_scales"], params["opacity"],
+                     torch.cat([params["sh_dc"], params["sh_rest"]], dim=1))
+
+
+def trainable(params: dict[str, torch.Tensor], optimize: str) -> dict[str, torch.Tensor]:
+    """The tensors as leaves: those ``optimize`` trains are copies that require grad (an empty tensor, like
+    sh_rest at SH degree 0, has nothing to train); the others are shared, detached."""
+    trained = TRAINED[optimize]
+    return {name: t.detach().clone().requires_grad_(True) if name in trained and t.numel() else t.detach()
+            for name, t in params.items()}
+
+
+def make_optimizer(params: dict[str, torch.Tensor], learning_rate: float) -> torch.optim.Adam:
+    """Adam with one parameter group per trained tensor, named after it."""
+    groups = [{"params": [t], "name": name} for name, t in params.items() if t.requires_grad]
+    return torch.optim.Adam(groups, lr=learning_rate)
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -157,15 +153,40 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 
 def _load_checkpoint(path: Path, settings: StylizeSettings, scene_count: int) -> dict | None:
-    """A checkpoint to resume from, if one exists for the same scene size and settings."""
+    """A checkpoint to resume from, if one exists for the same scene size and settings.
+
+    Read with ``weights_only=True``: tensors and plain data only, so a crafted file cannot run code; anything
+    else (a foreign pickle, a truncated or corrupt file) is refused in one line.
+    """
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    same = state.get("settings") == asdict(settings) and state.get("count") == scene_count
-    if not same:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(f"{path}: not a checkpoint of this program (it holds objects other than tensors and "
+                         "plain data; refused unread); delete it or choose another output folder") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: unreadable checkpoint ({reason}); delete it or choose another output "
+                         "folder") from None
+    if not _is_checkpoint(state):
+        raise InputError(f"{path}: not a checkpoint of this program (format {CHECKPOINT_FORMAT}); delete it or "
+                         "choose another output folder")
+    if state["settings"] != asdict(settings) or state["count"] != scene_count:
         raise InputError(f"{path}: checkpoint was made with other settings or another scene; "
                          "delete it or choose another output folder")
     return state
+
+
+def _is_checkpoint(state: object) -> bool:
+    """Whether a loaded object has this version's checkpoint layout (all parameters, one Gaussian count)."""
+    keys = {"format", "settings", "count", "iteration", "params", "optimizer", "rng", "history"}
+    if not isinstance(state, dict) or not keys <= set(state) or state["format"] != CHECKPOINT_FORMAT:
+        return False
+    params = state["params"]
+    return (isinstance(params, dict) and set(params) == set(PARAMETERS)
+            and all(isinstance(t, torch.Tensor) for t in params.values())
+            and len({t.shape[0] for t in params.values()}) == 1)
 
 
 class _Run:
@@ -179,8 +200,8 @@ class _Run:
         torch.manual_seed(settings.seed)
         self.rng = random.Random(settings.seed)
         self.original = Gaussians.from_splat_data(scene, self.device)
-        self.live, self.params = _trainable(self.original, settings.optimize)
-        self.optimizer = torch.optim.Adam(self.params, lr=settings.learning_rate)
+        self.params = trainable(parameters_of(self.original), settings.optimize)
+        self.optimizer = make_optimizer(self.params, settings.learning_rate)
         self.views = _Views([c.with_long_side(settings.resolution) for c in cameras], self.device,
                             _content_cache_bytes(self.device, settings))
         self.background = torch.tensor(settings.background, dtype=torch.float32, device=self.device)
@@ -196,7 +217,7 @@ class _Run:
         self.start_iteration = 0
 
     def current(self) -> Gaussians:
-        return _assemble(self.live, self.params, self.settings.optimize)
+        return gaussians_of(self.params)
 
     def style_targets(self, h: int, w: int) -> tuple[sos.StyleTargets, list | None]:
         """Style statistics and memory plan per render size (computed once per run)."""
@@ -236,14 +257,16 @@ class _Run:
             return self.views.render(self.current(), 0, self.background, self.backend)[0].permute(1, 2, 0)
 
     def checkpoint_state(self, scene_count: int) -> dict:
-        return {"settings": asdict(self.settings), "count": scene_count, "iteration": len(self.history),
-                "params": [p.detach().cpu() for p in self.params], "optimizer": self.optimizer.state_dict(),
-                "rng": self.rng.getstate(), "history": self.history}
+        """Everything a resumed run needs, in tensors and plain data (checkpoints load with weights_only)."""
+        return {"format": CHECKPOINT_FORMAT, "settings": asdict(self.settings), "count": scene_count,
+                "iteration": len(self.history), "params": {name: t.detach().cpu() for name, t in self.params.items()},
+                "optimizer": self.optimizer.state_dict(), "rng": self.rng.getstate(), "history": self.history}
 
     def restore(self, state: dict) -> None:
-        with torch.no_grad():
-            for p, saved in zip(self.params, state["params"]):
-                p.copy_(saved.to(self.device))
+        """Continue from a checkpoint: its tensors (whatever their count), optimizer state, random state, history."""
+        saved = {name: t.to(self.device, torch.float32) for name, t in state["params"].items()}
+        self.params = trainable(saved, self.settings.optimize)
+        self.optimizer = make_optimizer(self.params, self.settings.learning_rate)
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.setstate(state["rng"])
         self.history = state["history"]
@@ -261,15 +284,52 @@ def stylize(
     should_stop: Callable[[], bool] | None = None,
     checkpoint_path: str | Path | None = None,
 ) -> StylizeResult:
-    """Stylize ``scene`` with ``style_image`` ([H, W, 3] in [0, 1]) seen from ``cameras``.
+    """Stylize a 3DGS scene with a painting: optimise its colours so its renders carry the painting's style at
+    every scale (SGSST's multi-scale SOS loss, Galerne et al. CVPR 2025).
 
-    ``progress`` gets a dict per iteration (iteration, loss terms, it/s, ETA); ``preview`` gets (iteration, image of
-    view 0) every ``settings.preview_every`` iterations; ``should_stop`` is polled each iteration (cooperative
-    cancellation: the result so far is returned with ``cancelled=True``); ``checkpoint_path`` saves every
-    ``settings.checkpoint_every`` iterations and resumes from an existing checkpoint.
+    Each iteration renders one random view (differentiably), takes the SOS loss's gradient with respect to that
+    render over all pyramid scales, back-propagates it through the rasterizer once and takes an Adam step on the
+    trained tensors (``settings.optimize``: the DC colours; + the higher SH bands; + opacities).
+
+    Args:
+        scene: the Gaussians (``core.read_ply``); it is not modified.
+        style_image: the painting, ``[H, W, 3]`` float32 RGB in [0, 1] (``core.load_image``); any size.
+        cameras: the views to stylize from (``core.load_cameras`` or ``core.orbit_cameras``); each is rendered with
+            its long side at ``settings.resolution`` pixels. At least one.
+        settings: a ``StylizeSettings`` (default: all defaults); validated first (``InputError`` names the bad
+            setting).
+        progress: called after every iteration with a dict: ``event`` ("progress"), ``iterations`` (the total),
+            the iteration's history record (below), ``it_per_s`` and ``eta_s`` (seconds left).
+        preview: called every ``settings.preview_every`` iterations (and after the last) with
+            ``(iteration, image)``, the current render of ``cameras[0]`` as ``[H, W, 3]`` in [0, 1].
+        should_stop: polled before every iteration; returning True ends the run cooperatively and returns the
+            result so far with ``cancelled=True``.
+        checkpoint_path: where a checkpoint is saved every ``settings.checkpoint_every`` iterations; if the file
+            exists when the call starts, the run resumes from it (same settings and scene size, else
+            ``InputError``) and ends exactly as an uninterrupted run would.
+
+    Returns:
+        A ``StylizeResult``: ``splat`` (the stylized scene, the input's PLY table with new SH colours and, for
+        "sh+opacity", opacities), ``history`` (one record per iteration: ``iteration``, ``view``, and the loss
+        terms averaged over scales ``gram``, ``mean``, ``std``, ``style``, ``content``, ``total``), ``cancelled``,
+        ``device``, ``backend`` ("gsplat" or "torch") and ``timings`` (``total_s``, ``loop_s``, ``it_per_s``, and
+        on CUDA ``peak_gpu_mem_gib``).
+
+    Raises:
+        InputError: unusable settings, no cameras, an unavailable device or backend, a checkpoint that is not
+            this run's.
+
+    Example:
+        >>> import core
+        >>> scene, style = core.read_ply("point_cloud.ply"), core.load_image("painting.jpg")
+        >>> cameras = core.load_cameras("cameras.json")
+        >>> result = core.stylize(scene, style, cameras, core.StylizeSettings(iterations=300, resolution=1024))
+        >>> result.history[-1]["style"] < result.history[0]["style"]
+        True
+        >>> core.write_ply("stylized.ply", result.splat)
     """
     settings = settings or StylizeSettings()
-    settings.validate()
+    check_settings(settings)
     if not cameras:
         raise InputError("cameras: no cameras to render the scene from")
     t_start = time.perf_counter()
