@@ -6,6 +6,7 @@ all scales stacked on the full-resolution image, back-propagate the rasterizer o
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ import torch
 from core import planner, sos
 from core.atomic import atomic_write
 from core.cameras import Camera
+from core.checks import divergence_hint
 from core.errors import InputError
 from core.gaussians import Gaussians
 from core.ply import SplatData
@@ -285,6 +287,7 @@ def stylize(
             cancelled = True
             break
         record = run.step()
+        _check_finite(run, record)
         rate = (done - run.start_iteration) / max(time.perf_counter() - t_loop, 1e-9)
         if progress is not None:
             progress({"event": "progress", "iterations": settings.iterations, **record,
@@ -295,11 +298,34 @@ def stylize(
             _save_checkpoint(checkpoint, run.checkpoint_state(scene.count))
     t_end = time.perf_counter()
     steps = len(run.history) - run.start_iteration
+    if steps and not cancelled:
+        _check_something_changed(run, steps)
     timings = {"total_s": t_end - t_start, "loop_s": t_end - t_loop, "it_per_s": steps / max(t_end - t_loop, 1e-9)}
     if run.device.type == "cuda":
         timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
     return StylizeResult(run.current().to_splat_data(scene), run.history, cancelled, str(run.device), run.backend,
                          timings)
+
+
+def _check_finite(run: _Run, record: dict) -> None:
+    """Stop a diverged run at once, before a preview or checkpoint of it is written, naming the likely cause."""
+    loss_finite = all(math.isfinite(value) for value in record.values() if isinstance(value, float))
+    if loss_finite and all(bool(torch.isfinite(p).all()) for p in run.params):
+        return
+    what = "the scene's colours" if loss_finite else "the loss"
+    raise InputError(f"settings: the optimisation diverged at iteration {record['iteration']} ({what} became NaN or "
+                     f"infinite); {divergence_hint(run.settings)}")
+
+
+def _check_something_changed(run: _Run, steps: int) -> None:
+    """A run whose steps moved no parameter stylized nothing: say why instead of returning a copy as a result."""
+    live = run.current()
+    if not (torch.equal(live.sh, run.original.sh) and torch.equal(live.opacity_logits, run.original.opacity_logits)):
+        return
+    if run.settings.style_strength == 0:
+        raise InputError(f"settings: the style strength is 0, so {steps} iterations changed nothing; raise it")
+    raise InputError(f"cameras: nothing was stylized: no Gaussian is visible in the {len(run.views.cameras)} views "
+                     f"({steps} iterations changed no colour); check that the cameras look at the scene")
 
 
 def _every(done: int, period: int, last: int) -> bool:
