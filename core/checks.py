@@ -85,11 +85,16 @@ def check_visibility(scene: SplatData, cameras: Sequence[Camera], source: str) -
 
 
 def check_result(splat: SplatData, hint: str) -> None:
-    """Refuse to write a result with non-finite values (a diverged run), naming the likely cause in ``hint``."""
+    """Refuse to write a diverged result (non-finite values, or colours beyond what check_scene accepts),
+    naming the likely cause in ``hint``."""
     names = [name for name in splat.vertices.dtype.names if splat.vertices.dtype[name].kind == "f"]
     bad = sum(int(np.count_nonzero(~np.isfinite(splat.vertices[name]))) for name in names)
     if bad:
         raise InputError(f"settings: the result has {bad} non-finite values and was not written; {hint}")
+    try:
+        _check_sh(splat, "the result")
+    except InputError as error:
+        raise InputError(f"settings: {error}; it was not written; {hint}") from None
 
 
 def divergence_hint(settings: StylizeSettings) -> str:
@@ -172,7 +177,7 @@ def _camera_problem(camera: Camera, resolution: int) -> str | None:
     rendered = camera.with_long_side(resolution)
     if min(rendered.width, rendered.height) < MIN_RENDER_SIDE:
         return (f"is {camera.width}x{camera.height} px: too elongated, it would render at {rendered.width}x"
-                f"{rendered.height} px with a {resolution} px long side (at least {MIN_RENDER_SIDE} px per side)")
+                f"{rendered.height} px at --resolution {resolution} (at least {MIN_RENDER_SIDE} px per side)")
     return None
 
 

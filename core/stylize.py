@@ -227,7 +227,8 @@ class _Run:
         grad, terms = sos.sos_gradient(self.vgg, image.detach(), style, content, self.weights, plan=plan,
                                        autocast_bf16=self.autocast)
         self.optimizer.zero_grad(set_to_none=True)
-        image.backward(grad)
+        if image.requires_grad:  # else no Gaussian shows in this view: nothing to update
+            image.backward(grad)
         self.optimizer.step()
         record = {"iteration": len(self.history) + 1, "view": i, **terms}
         self.history.append(record)
