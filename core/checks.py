@@ -123,14 +123,18 @@ def _check_opacity(scene: SplatData, source: str) -> None:
 
 
 def _check_sh(scene: SplatData, source: str) -> None:
-    """Colour coefficients far beyond any displayable colour overflow the loss."""
-    magnitude = np.abs(scene.sh_dc()).max(axis=1)
-    if scene.sh_degree:
-        magnitude = np.maximum(magnitude, np.abs(scene.sh_rest()).max(axis=(1, 2)))
-    bad = magnitude > MAX_SH_MAGNITUDE
+    """Colour coefficients far beyond any displayable colour overflow the loss (checked column by column, so a
+    large scene needs no copy of its SH table)."""
+    names = [name for name in scene.vertices.dtype.names if name.startswith(("f_dc_", "f_rest_"))]
+    bad = np.zeros(scene.count, dtype=bool)
+    largest = 0.0
+    for name in names:
+        magnitude = np.abs(scene.vertices[name])
+        bad |= magnitude > MAX_SH_MAGNITUDE
+        largest = max(largest, float(magnitude.max()))
     if bad.any():
         raise InputError(f"{source}: {_count(bad, scene.count)} Gaussians have colour coefficients (f_dc/f_rest) "
-                         f"up to {magnitude.max():.3g}, far beyond any colour (at most ±{MAX_SH_MAGNITUDE:g})")
+                         f"up to {largest:.3g}, far beyond any colour (at most ±{MAX_SH_MAGNITUDE:g})")
 
 
 def _warn_enormous(scene: SplatData, log_scales: np.ndarray, source: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import struct
 import subprocess
 import sys
@@ -408,9 +409,11 @@ def test_accepted_with_documented_warnings(name: str, tmp_path: Path, capsys) ->
     write_case(tmp_path, Case(files))
     before = snapshot(tmp_path)
     out = tmp_path / "stylized"
+    handler = signal.getsignal(signal.SIGINT)
     code, err, stdout = run_main([*expand(Case().argv, tmp_path, out), *FAST, "--iterations", "1",
                                   "--json-progress"], capsys)
     assert code == 0, err
+    assert signal.getsignal(signal.SIGINT) is handler, "main() left its Ctrl+C handler installed"
     assert len(err) == len(warnings), err
     for line, expected in zip(err, warnings):
         assert line.startswith("warning: ") and expected in line, (line, expected)
