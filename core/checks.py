@@ -85,8 +85,10 @@ def check_visibility(scene: SplatData, cameras: Sequence[Camera], source: str) -
 
 
 def check_result(splat: SplatData, hint: str) -> None:
-    """Refuse to write a diverged result (non-finite values, or colours beyond what check_scene accepts),
-    naming the likely cause in ``hint``."""
+    """Refuse to write a diverged result: non-finite values, or colours beyond what check_scene accepts.
+
+    ``hint`` names the likely cause (see divergence_hint).
+    """
     names = [name for name in splat.vertices.dtype.names if splat.vertices.dtype[name].kind == "f"]
     bad = sum(int(np.count_nonzero(~np.isfinite(splat.vertices[name]))) for name in names)
     if bad:
@@ -123,8 +125,10 @@ def _check_opacity(scene: SplatData, source: str) -> None:
 
 
 def _check_sh(scene: SplatData, source: str) -> None:
-    """Colour coefficients far beyond any displayable colour overflow the loss (checked column by column, so a
-    large scene needs no copy of its SH table)."""
+    """Refuse colour coefficients far beyond any displayable colour: they overflow the loss.
+
+    Checked column by column, so a large scene needs no copy of its SH table.
+    """
     names = [name for name in scene.vertices.dtype.names if name.startswith(("f_dc_", "f_rest_"))]
     bad = np.zeros(scene.count, dtype=bool)
     largest = 0.0

@@ -300,7 +300,7 @@ def stylize(
     t_end = time.perf_counter()
     steps = len(run.history) - run.start_iteration
     if steps and not cancelled:
-        _check_something_changed(run, steps)
+        _check_something_visible(run)
     timings = {"total_s": t_end - t_start, "loop_s": t_end - t_loop, "it_per_s": steps / max(t_end - t_loop, 1e-9)}
     if run.device.type == "cuda":
         timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
@@ -318,15 +318,25 @@ def _check_finite(run: _Run, record: dict) -> None:
                      f"infinite); {divergence_hint(run.settings)}")
 
 
-def _check_something_changed(run: _Run, steps: int) -> None:
-    """A run whose steps moved no parameter stylized nothing: say why instead of returning a copy as a result."""
+def _check_something_visible(run: _Run) -> None:
+    """A run in which no Gaussian showed in any view it used stylized nothing: say so instead of returning a copy.
+
+    Cheap when colours changed; else the views used are rendered once more to tell "nothing visible" from a
+    legitimately zero gradient (a painting equal to the renders).
+    """
     live = run.current()
     if not (torch.equal(live.sh, run.original.sh) and torch.equal(live.opacity_logits, run.original.opacity_logits)):
         return
-    if run.settings.style_strength == 0:
-        raise InputError(f"settings: the style strength is 0, so {steps} iterations changed nothing; raise it")
-    raise InputError(f"cameras: nothing was stylized: no Gaussian is visible in the {len(run.views.cameras)} views "
-                     f"({steps} iterations changed no colour); check that the cameras look at the scene")
+    used = sorted({record["view"] for record in run.history[run.start_iteration:]})
+    with torch.no_grad():
+        for i in used:
+            camera = run.views.cameras[i]
+            alpha = render(run.original, run.views.viewmats[i], run.views.Ks[i], camera.width, camera.height,
+                           backend=run.backend).alpha
+            if bool(alpha.max() > 0):
+                return
+    raise InputError(f"cameras: nothing was stylized: no Gaussian is visible in the views used ({len(used)} of "
+                     f"{len(run.views.cameras)}); check that the cameras look at the scene")
 
 
 def _every(done: int, period: int, last: int) -> bool:

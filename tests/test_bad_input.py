@@ -447,15 +447,8 @@ def test_divergence_stops_the_run_and_writes_no_result(option, value, named, tmp
 def test_a_run_that_sees_nothing_says_so(tmp_path: Path) -> None:
     """stylize() itself refuses to return an unchanged copy when no view shows any Gaussian."""
     cameras = load_cameras(_write(tmp_path / "cameras.json", cameras_json(turned_away)))
-    with pytest.raises(InputError, match="nothing was stylized: no Gaussian is visible in the 2 views"):
+    with pytest.raises(InputError, match=r"nothing was stylized: no Gaussian is visible in the views used \(\d of 2"):
         stylize(GOOD, demo_style(64), cameras, StylizeSettings(iterations=2, resolution=32, device="cpu"))
-
-
-def test_style_strength_zero_changes_nothing_and_says_so(tmp_path: Path) -> None:
-    cameras = load_cameras(_write(tmp_path / "cameras.json", cameras_json()))
-    with pytest.raises(InputError, match="style strength is 0"):
-        stylize(GOOD, demo_style(64), cameras, StylizeSettings(iterations=2, resolution=32, device="cpu",
-                                                               style_strength=0.0))
 
 
 def test_absurd_result_is_not_written(tmp_path: Path) -> None:
