@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 import typing
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,17 +19,22 @@ import torch
 from core import __version__
 from core.atomic import atomic_write
 from core.cameras import Camera, load_cameras, orbit_cameras, save_cameras_json
+from core.checks import check_cameras, check_result, check_scene, check_visibility, divergence_hint
 from core.demo import demo_scene, demo_style
-from core.errors import InputError
+from core.errors import InputError, InputWarning
 from core.images import load_image, save_png, side_by_side
 from core.ply import SplatData, read_ply, write_ply
 from core.render import gsplat_version
 from core.stylize import StylizeResult, StylizeSettings, check_settings, render_views, resolve_device, stylize
+from core.vgg import check_vgg_weights
 from interchange.settings import add_arguments, settings_from_namespace
 
 PREVIEW_VIEWS = 3
 CAMERA_FILE_NAMES = ("cameras.json",)
 DEMO_SETTINGS = {"iterations": 120, "resolution": 128}  # --demo's defaults: a quick run on the procedural scene
+# Every file a run may write into its output folder (atomic writes add only hidden temporary names).
+OUTPUT_NAMES = ("stylized.ply", "cameras.json", "report.json", "preview.png", "checkpoint.pt",
+                *(f"before_after_{i:02d}.png" for i in range(PREVIEW_VIEWS)))
 
 
 class Parser(argparse.ArgumentParser):
@@ -84,25 +90,64 @@ def settings_from_args(args: argparse.Namespace) -> StylizeSettings:
     return settings_from_namespace(args, DEMO_SETTINGS if args.demo else None)
 
 
-def load_inputs(args: argparse.Namespace) -> tuple[SplatData, torch.Tensor]:
+def load_inputs(args: argparse.Namespace, resolution: int) -> tuple[SplatData, torch.Tensor]:
     if args.demo:
         return demo_scene(), demo_style()
     if args.scene is None or args.style is None:
         raise InputError("usage: sos-stylize SCENE.ply STYLE_IMAGE -o OUTDIR (or --demo -o OUTDIR)")
-    return read_ply(args.scene), load_image(args.style)
+    return read_ply(args.scene), load_image(args.style, resolution)
 
 
-def prepare_output(args: argparse.Namespace) -> Path:
+def input_files(args: argparse.Namespace) -> dict[Path, str]:
+    """Every file the run reads, with its role: none of them may be written by the run."""
+    files = {Path(name): "arguments file" for name in getattr(args, "argument_files", ())}
+    if not args.demo:
+        files.update({args.scene: "scene", args.style: "painting"})
+    cameras = args.cameras or (find_cameras_beside(args.scene) if args.scene and not args.demo else None)
+    if cameras is not None:
+        folder = cameras if cameras.is_dir() else cameras.parent
+        colmap = cameras.is_dir() or cameras.name.lower() in ("images.txt", "cameras.txt")
+        files.update({path: "cameras" for path in ([folder / "images.txt", folder / "cameras.txt"] if colmap
+                                                    else [cameras])})
+    if args.vgg_weights:
+        files[args.vgg_weights] = "VGG-19 weights"
+    return files
+
+
+def prepare_output(args: argparse.Namespace) -> tuple[Path, list[Path]]:
+    """Check the output folder against the inputs, then create it: (folder, the folders this call created).
+
+    Refused: a file in the folder's place, a folder that is or holds the scene's folder, and any output name
+    that is an input file. Called once every input has been validated, so a refused run creates nothing.
+    """
     out = args.output
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: output exists and is not a folder")
-    if args.scene is not None and (out / "stylized.ply").resolve() == args.scene.resolve():
-        raise InputError(f"{args.scene}: the output would overwrite the input scene; choose another -o folder")
+    folder = out.resolve()
+    if args.scene is not None and not args.demo and folder in args.scene.resolve().parents:
+        raise InputError(f"{out}: the output folder holds the input scene {args.scene}; choose a folder of its own "
+                         "for the results, so no input is overwritten")
+    inputs = {path.resolve(): (path, role) for path, role in input_files(args).items()}
+    for name in OUTPUT_NAMES:
+        if folder / name in inputs:
+            path, role = inputs[folder / name]
+            raise InputError(f"{out}: the run would overwrite the input {path} ({role}); choose another output "
+                             "folder")
+    created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
-    return out
+    return out, created
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove folders this run created (innermost first) that are still empty, after a failed run."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 class Reporter:
@@ -160,12 +205,32 @@ def write_previews(out: Path, before: list[torch.Tensor], after: list[torch.Tens
 
 
 def run(args: argparse.Namespace) -> int:
+    """Validate every input (nothing is created before), then stylize and write the outputs."""
     settings = settings_from_args(args)
     check_settings(settings)
     resolve_device(settings.device)
-    scene, style = load_inputs(args)
-    out = prepare_output(args)
+    check_vgg_weights(settings.vgg_weights, settings.vgg_preprocess)
+    original, style = load_inputs(args, settings.resolution)
+    scene = check_scene(original, str(args.scene) if not args.demo and args.scene else "demo scene")
     cameras, camera_source = choose_cameras(args, scene)
+    check_cameras(cameras, camera_source, settings.resolution)
+    check_visibility(scene, cameras, camera_source)
+    out, created = prepare_output(args)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    code = 1
+    try:
+        code = stylize_into(args, out, settings, original, scene, style, cameras, camera_source)
+        return code
+    finally:
+        if code != 0:
+            remove_if_empty(created)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def stylize_into(args: argparse.Namespace, out: Path, settings: StylizeSettings, original: SplatData,
+                 scene: SplatData, style: torch.Tensor, cameras: list[Camera], camera_source: str) -> int:
+    """The run proper, once everything is validated: stylize ``scene``, the renderable form of ``original``."""
     reporter = Reporter(args.json_progress, settings.iterations)
     stop = {"requested": False}
 
@@ -197,15 +262,23 @@ def run(args: argparse.Namespace) -> int:
         reporter.emit({"event": "cancelled", "iteration": result.history[-1]["iteration"] if result.history else 0,
                        "text": "cancelled; nothing written"})
         return 130
-    return finish(args, out, settings, scene, result, cameras, camera_source, before, reporter)
+    return finish(args, out, settings, original, result, cameras, camera_source, before, reporter)
 
 
 def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result: StylizeResult,
            cameras: list[Camera], camera_source: str, before: list[torch.Tensor], reporter: Reporter) -> int:
-    """Write the stylized scene, its cameras, before/after previews and report.json."""
+    """Check the result, then write the stylized scene, its cameras, before/after previews and report.json.
+
+    ``scene`` is the scene as read: the written PLY keeps every one of its values but the stylized ones, also
+    where check_scene drew some Gaussians differently (zero quaternions).
+    """
     t0 = time.perf_counter()
+    check_result(result.splat, divergence_hint(settings))
+    stylized = result.splat
+    if not np.array_equal(result.splat.quats(), scene.quats()):
+        stylized = scene.with_sh(stylized.sh_dc(), stylized.sh_rest()).with_opacity_logits(stylized.opacity_logits())
     ply_path = out / "stylized.ply"
-    write_ply(ply_path, result.splat)
+    write_ply(ply_path, stylized)
     save_cameras_json(out / "cameras.json", [c.with_long_side(settings.resolution) for c in cameras])
     after = render_views(result.splat, cameras[:PREVIEW_VIEWS], resolution=min(settings.resolution, 1024),
                          background=settings.background, device=settings.device)
@@ -228,15 +301,20 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except InputError as exc:
-        return report_error(args, str(exc), 2)
-    except torch.cuda.OutOfMemoryError:
-        return report_error(args, "GPU out of memory: lower --resolution or set --max-gpu-mem to the GiB this GPU "
-                            "can spare", 3)
+    args.argument_files = [arg[1:] for arg in argv if arg.startswith("@")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
+        warnings.showwarning = lambda message, *rest: report_warning(args, str(message))
+        try:
+            return run(args)
+        except InputError as exc:
+            return report_error(args, str(exc), 2)
+        except torch.cuda.OutOfMemoryError:
+            return report_error(args, "GPU out of memory: lower --resolution or set --max-gpu-mem to the GiB this "
+                                "GPU can spare", 3)
 
 
 def report_error(args: argparse.Namespace, message: str, code: int) -> int:
@@ -245,6 +323,13 @@ def report_error(args: argparse.Namespace, message: str, code: int) -> int:
         print(json.dumps({"event": "error", "message": message}), flush=True)
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def report_warning(args: argparse.Namespace, message: str) -> None:
+    """One line on stderr per warning (and a warning event for programs reading --json-progress)."""
+    if args.json_progress:
+        print(json.dumps({"event": "warning", "message": message}), flush=True)
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

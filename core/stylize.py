@@ -6,6 +6,7 @@ all scales stacked on the full-resolution image, back-propagate the rasterizer o
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 import time
@@ -18,6 +19,7 @@ import torch
 from core import planner, sos
 from core.atomic import atomic_write
 from core.cameras import Camera
+from core.checks import divergence_hint
 from core.errors import InputError
 from core.gaussians import Gaussians
 from core.ply import SplatData
@@ -246,7 +248,8 @@ class _Run:
         grad, terms = sos.sos_gradient(self.vgg, image.detach(), style, content, self.weights, plan=plan,
                                        autocast_bf16=self.autocast)
         self.optimizer.zero_grad(set_to_none=True)
-        image.backward(grad)
+        if image.requires_grad:  # else no Gaussian shows in this view: nothing to update
+            image.backward(grad)
         self.optimizer.step()
         record = {"iteration": len(self.history) + 1, "view": i, **terms}
         self.history.append(record)
@@ -345,6 +348,7 @@ def stylize(
             cancelled = True
             break
         record = run.step()
+        _check_finite(run, record)
         rate = (done - run.start_iteration) / max(time.perf_counter() - t_loop, 1e-9)
         if progress is not None:
             progress({"event": "progress", "iterations": settings.iterations, **record,
@@ -355,11 +359,44 @@ def stylize(
             _save_checkpoint(checkpoint, run.checkpoint_state(scene.count))
     t_end = time.perf_counter()
     steps = len(run.history) - run.start_iteration
+    if steps and not cancelled:
+        _check_something_visible(run)
     timings = {"total_s": t_end - t_start, "loop_s": t_end - t_loop, "it_per_s": steps / max(t_end - t_loop, 1e-9)}
     if run.device.type == "cuda":
         timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
     return StylizeResult(run.current().to_splat_data(scene), run.history, cancelled, str(run.device), run.backend,
                          timings)
+
+
+def _check_finite(run: _Run, record: dict) -> None:
+    """Stop a diverged run at once, before a preview or checkpoint of it is written, naming the likely cause."""
+    loss_finite = all(math.isfinite(value) for value in record.values() if isinstance(value, float))
+    if loss_finite and all(bool(torch.isfinite(p).all()) for p in run.params.values()):
+        return
+    what = "the scene's colours" if loss_finite else "the loss"
+    raise InputError(f"settings: the optimisation diverged at iteration {record['iteration']} ({what} became NaN or "
+                     f"infinite); {divergence_hint(run.settings)}")
+
+
+def _check_something_visible(run: _Run) -> None:
+    """A run in which no Gaussian showed in any view it used stylized nothing: say so instead of returning a copy.
+
+    Cheap when colours changed; else the views used are rendered once more to tell "nothing visible" from a
+    legitimately zero gradient (a painting equal to the renders).
+    """
+    live = run.current()
+    if not (torch.equal(live.sh, run.original.sh) and torch.equal(live.opacity_logits, run.original.opacity_logits)):
+        return
+    used = sorted({record["view"] for record in run.history[run.start_iteration:]})
+    with torch.no_grad():
+        for i in used:
+            camera = run.views.cameras[i]
+            alpha = render(run.original, run.views.viewmats[i], run.views.Ks[i], camera.width, camera.height,
+                           backend=run.backend).alpha
+            if bool(alpha.max() > 0):
+                return
+    raise InputError(f"cameras: nothing was stylized: no Gaussian is visible in the views used ({len(used)} of "
+                     f"{len(run.views.cameras)}); check that the cameras look at the scene")
 
 
 def _every(done: int, period: int, last: int) -> bool:

