@@ -15,17 +15,19 @@ import numpy as np
 import torch
 
 from core import __version__
-from core.atomic import atomic_write
 from core.cameras import Camera, load_cameras, orbit_cameras, save_cameras_json
 from core.demo import demo_scene, demo_style
 from core.errors import InputError
 from core.images import load_image, save_png, side_by_side
-from core.ply import SplatData, read_ply, write_ply
 from core.render import gsplat_version
 from core.stylize import OPTIMIZE_CHOICES, StylizeResult, StylizeSettings, render_views, resolve_device, stylize
+from interchange.atomic import atomic_write
+from interchange.cameras import find_cameras_file
+from interchange.ply import SplatData, read_ply, write_ply
+from interchange.protocol import (EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OUT_OF_MEMORY, OUTPUT_CAMERAS_FILE, PREVIEW_FILE,
+                                  REPORT_FILE, STYLIZED_FILE)
 
 PREVIEW_VIEWS = 3
-CAMERA_FILE_NAMES = ("cameras.json",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,18 +83,9 @@ def parse_background(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def find_cameras_beside(scene: Path) -> Path | None:
-    """cameras.json in the scene's folder or up to two levels up (3DGS: out/point_cloud/iteration_N/*.ply)."""
-    for folder in [scene.parent, *list(scene.parent.parents)[:2]]:
-        for name in CAMERA_FILE_NAMES:
-            if (folder / name).is_file():
-                return folder / name
-    return None
-
-
 def choose_cameras(args: argparse.Namespace, scene: SplatData) -> tuple[list[Camera], str]:
     """The cameras to stylize from and where they came from."""
-    path = args.cameras or (find_cameras_beside(args.scene) if args.scene else None)
+    path = args.cameras or (find_cameras_file(args.scene) if args.scene else None)
     if path is not None:
         return load_cameras(path), str(path)
     if args.views < 1:
@@ -125,7 +118,7 @@ def prepare_output(args: argparse.Namespace) -> Path:
     out = args.output
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: output exists and is not a folder")
-    if args.scene is not None and (out / "stylized.ply").resolve() == args.scene.resolve():
+    if args.scene is not None and (out / STYLIZED_FILE).resolve() == args.scene.resolve():
         raise InputError(f"{args.scene}: the output would overwrite the input scene; choose another -o folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -208,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         return stop["requested"] or bool(args.cancel_file and args.cancel_file.exists())
 
     def on_preview(iteration: int, image: torch.Tensor) -> None:
-        path = save_png(out / "preview.png", image)
+        path = save_png(out / PREVIEW_FILE, image)
         reporter.emit({"event": "preview", "iteration": iteration, "path": str(path)})
 
     reporter.emit({"event": "start", "iterations": settings.iterations, "gaussians": scene.count,
@@ -225,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     if result.cancelled:
         reporter.emit({"event": "cancelled", "iteration": result.history[-1]["iteration"] if result.history else 0,
                        "text": "cancelled; nothing written"})
-        return 130
+        return EXIT_CANCELLED
     return finish(args, out, settings, scene, result, cameras, camera_source, before, reporter)
 
 
@@ -233,9 +226,9 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
            cameras: list[Camera], camera_source: str, before: list[torch.Tensor], reporter: Reporter) -> int:
     """Write the stylized scene, its cameras, before/after previews and report.json."""
     t0 = time.perf_counter()
-    ply_path = out / "stylized.ply"
+    ply_path = out / STYLIZED_FILE
     write_ply(ply_path, result.splat)
-    save_cameras_json(out / "cameras.json", [c.with_long_side(settings.resolution) for c in cameras])
+    save_cameras_json(out / OUTPUT_CAMERAS_FILE, [c.with_long_side(settings.resolution) for c in cameras])
     after = render_views(result.splat, cameras[:PREVIEW_VIEWS], resolution=min(settings.resolution, 1024),
                          background=settings.background, device=settings.device)
     previews = write_previews(out, before, after)
@@ -247,11 +240,11 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
         "versions": versions(),
         "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend},
         "timings": {**result.timings, "write_s": time.perf_counter() - t0},
-        "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(out / "cameras.json")},
+        "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(out / OUTPUT_CAMERAS_FILE)},
         "history": result.history,
     }
-    write_json_atomic(out / "report.json", report)
-    reporter.emit({"event": "done", "ply": str(ply_path), "report": str(out / "report.json"),
+    write_json_atomic(out / REPORT_FILE, report)
+    reporter.emit({"event": "done", "ply": str(ply_path), "report": str(out / REPORT_FILE),
                    "text": f"wrote {ply_path} ({result.timings['it_per_s']:.2f} it/s on {report['device']['name']})"})
     return 0
 
@@ -262,10 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except InputError as exc:
-        return report_error(args, str(exc), 2)
+        return report_error(args, str(exc), EXIT_BAD_INPUT)
     except torch.cuda.OutOfMemoryError:
         return report_error(args, "GPU out of memory: lower --resolution or set --max-gpu-mem to the GiB this GPU "
-                            "can spare", 3)
+                            "can spare", EXIT_OUT_OF_MEMORY)
 
 
 def report_error(args: argparse.Namespace, message: str, code: int) -> int:

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from core.atomic import atomic_write
 from core.errors import InputError
+from interchange.atomic import atomic_write
 
 Image.MAX_IMAGE_PIXELS = 400_000_000  # 8K paintings are welcome; Pillow's default bomb guard stops at ~89 MP
 

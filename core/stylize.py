@@ -15,13 +15,13 @@ from typing import Callable
 import torch
 
 from core import planner, sos
-from core.atomic import atomic_write
 from core.cameras import Camera
 from core.errors import InputError
 from core.gaussians import Gaussians
-from core.ply import SplatData
 from core.render import pick_backend, render
 from core.vgg import load_vgg19
+from interchange.atomic import atomic_write
+from interchange.ply import SplatData
 
 OPTIMIZE_CHOICES = ("color", "sh", "sh+opacity")
 # relu4_2 targets: 512 float32 channels at 1/8 resolution over a pyramid adding a third: ≈ 43 bytes per pixel.

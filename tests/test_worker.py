@@ -11,8 +11,8 @@ import torch
 from core.cameras import orbit_cameras
 from core.demo import demo_scene
 from core.gaussians import Gaussians
-from core.ply import write_ply
 from core.render import render
+from interchange.ply import write_ply
 
 ROOT = Path(__file__).resolve().parents[1]
 

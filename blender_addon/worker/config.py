@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import bpy
 
 from ..errors import SplatInputError
+from ..interchange.protocol import worker_command
+from ..interchange.user_folder import PYTHON_ENV_VAR, SETTINGS_FILE, default_venv, user_data_dir, venv_python
 
-ENV_VAR = "SOS_STYLIZER_PYTHON"
-SETTINGS_FILE = "sos_worker.json"
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # the add-on's module: its preferences are stored under it
 ADDON_FOLDER = Path(__file__).resolve().parents[1]
 INSTALL_HINT = "set the worker Python in the add-on preferences, or run python install.py"
@@ -30,24 +29,6 @@ def addon_preferences() -> bpy.types.AddonPreferences | None:
     """This add-on's preferences, or None where it is not enabled (e.g. imported by a script)."""
     addon = bpy.context.preferences.addons.get(ADDON_PACKAGE)
     return addon.preferences if addon is not None else None
-
-
-def user_data_dir() -> Path:
-    """The per-user sos-stylizer folder, as install.py places it (a twin of install.user_data_dir: the zip
-    holds no install.py)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "sos-stylizer"
-
-
-def default_venv_python() -> Path:
-    """install.py's default worker environment."""
-    venv = user_data_dir() / "venv"
-    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
 def settings_file_python() -> tuple[str, str] | None:
@@ -68,13 +49,14 @@ def configured_python() -> tuple[str, str]:
     prefs = addon_preferences()
     if prefs is not None and prefs.worker_python:
         return bpy.path.abspath(prefs.worker_python), "the add-on preferences"
-    if os.environ.get(ENV_VAR):
-        return os.environ[ENV_VAR], ENV_VAR
+    if os.environ.get(PYTHON_ENV_VAR):
+        return os.environ[PYTHON_ENV_VAR], PYTHON_ENV_VAR
     from_file = settings_file_python()
     if from_file is not None:
         return from_file
-    if default_venv_python().is_file():
-        return str(default_venv_python()), "install.py's default environment"
+    default = venv_python(default_venv())
+    if default.is_file():
+        return str(default), "install.py's default environment"
     raise SplatInputError(f"No worker Python is configured: {INSTALL_HINT}")
 
 
@@ -125,7 +107,7 @@ def check_worker(python: str, refresh: bool = False) -> dict:
 def run_check(python: str) -> dict:
     """Run the worker's self-check; a failure names what is missing and how to fix it."""
     try:
-        done = subprocess.run([python, "-m", "core.worker", "--check"], capture_output=True, text=True,
+        done = subprocess.run(worker_command(python, "--check"), capture_output=True, text=True,
                               timeout=CHECK_TIMEOUT_S, env=worker_environment(), creationflags=process_flags())
     except OSError as error:
         raise SplatInputError(f"Cannot run the worker Python {python}: {error.strerror or error}; "

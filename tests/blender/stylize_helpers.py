@@ -12,7 +12,7 @@ import numpy as np
 from core.cameras import orbit_cameras, save_cameras_json
 from core.demo import demo_scene, demo_style
 from core.images import save_png
-from core.ply import write_ply
+from interchange.ply import write_ply
 
 SCENE_NAME = "tiny"
 
