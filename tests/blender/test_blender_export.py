@@ -1,5 +1,6 @@
 """Exporting splat objects: byte-identical when unchanged, edits exported, transforms baked correctly."""
 
+import os
 from pathlib import Path
 
 import bmesh
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from blender_test_files import C0, covariances, ply_bytes, procedural_columns, read_ply_columns, sh_colour, write_ply
+from stylize_helpers import set_up_stylize
 
 from core.gaussians import Gaussians
 from core.transform import transform_gaussians
@@ -137,3 +139,24 @@ def test_apply_transform_with_non_uniform_scale_and_view_dependent_colour(addon,
     sh = np.stack([np.stack([exported[f"f_dc_{c}"] for c in range(3)], axis=1)]
                   + [np.stack([exported[f"f_rest_{c * 8 + k}"] for c in range(3)], axis=1) for k in range(8)], axis=1)
     np.testing.assert_allclose(sh, moved.sh.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_every_file_the_addon_writes_is_0644_like_any_saved_file(addon, tmp_path: Path) -> None:
+    """Exported PLY and cameras.json, job folders and PNG renders: the usual permissions, not a temporary file's
+    owner-only 0600 (all go through interchange.atomic)."""
+    previous = os.umask(0o022)
+    try:
+        set_up_stylize(tmp_path / "scene")
+        out = tmp_path / "out"
+        out.mkdir()
+        assert bpy.ops.export_scene.gaussian_splat(filepath=str(out / "plain.ply")) == {'FINISHED'}
+        assert bpy.ops.export_scene.gaussian_splat(filepath=str(out / "baked.ply"), apply_transform=True) == {'FINISHED'}
+        assert bpy.ops.export_scene.gaussian_splat_cameras(filepath=str(out / "cameras.json")) == {'FINISHED'}
+        addon.render.png.write_png(out / "view.png", np.zeros((2, 3, 4), np.uint8))
+        assert bpy.ops.sos.export_job(directory=str(tmp_path / "job")) == {'FINISHED'}
+    finally:
+        os.umask(previous)
+    files = [p for folder in (out, tmp_path / "job") for p in folder.iterdir() if p.is_file()]
+    assert {p.name for p in files} >= {"plain.ply", "baked.ply", "cameras.json", "view.png", "args.txt", "scene.ply",
+                                       "style.png"}
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: "0o644" for p in files}
