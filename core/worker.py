@@ -145,7 +145,8 @@ def serve(device_name: str, stdin=sys.stdin, stdout=sys.stdout) -> int:
     device = resolve_device(device_name)
     backend = pick_backend(device)
     cache = SceneCache(device)
-    print(json.dumps({**ready, "device": str(device), "renderer": backend}), file=stdout, flush=True)
+    print(json.dumps({**ready, "device": str(device), "renderer": backend, "engine_version": __version__,
+                      "protocol": PROTOCOL_VERSION}), file=stdout, flush=True)
     for line in stdin:
         if not line.strip():
             continue

@@ -15,12 +15,13 @@ from pathlib import Path
 import bpy
 
 from ..errors import SplatInputError
-from ..interchange.protocol import worker_command
+from ..interchange.protocol import PROTOCOL_VERSION, worker_command
 from ..interchange.user_folder import PYTHON_ENV_VAR, SETTINGS_FILE, default_venv, user_data_dir, venv_python
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # the add-on's module: its preferences are stored under it
 ADDON_FOLDER = Path(__file__).resolve().parents[1]
 INSTALL_HINT = "set the worker Python in the add-on preferences, or run python install.py"
+UPDATE_HINT = "run python install.py again from the sos-stylizer folder this add-on came from"
 CHECK_TIMEOUT_S = 180
 _CHECKS: dict[tuple[str, int], dict] = {}
 
@@ -131,15 +132,42 @@ def last_line(text: str) -> str:
 
 
 def describe_check(info: dict) -> str:
-    """One line: Python, torch, device, gsplat."""
+    """One line: engine and protocol versions, Python, torch, device, gsplat."""
     device = f"CUDA GPU {info.get('device')}" if info.get("cuda") else "no CUDA GPU (CPU only)"
     gsplat = f"gsplat {info['gsplat']}" if info.get("gsplat") else "gsplat missing"
-    return f"Python {info.get('python_version')}, torch {info.get('torch')}, {device}, {gsplat}"
+    engine = f"engine {info.get('engine_version', '(version unknown)')}, protocol {worker_protocol(info)}"
+    return f"{engine}, Python {info.get('python_version')}, torch {info.get('torch')}, {device}, {gsplat}"
+
+
+def worker_protocol(info: dict) -> int:
+    """The protocol version a worker reports (its --check or its ready line); 0 for engines from before it did."""
+    protocol = info.get("protocol", 0)
+    return protocol if isinstance(protocol, int) and not isinstance(protocol, bool) else 0
+
+
+def protocol_problem(info: dict) -> str | None:
+    """A plain sentence when the worker's engine speaks another protocol than this add-on, with how to fix it."""
+    theirs = worker_protocol(info)
+    engine = f"engine {info['engine_version']}" if info.get("engine_version") else "engine"
+    if theirs < PROTOCOL_VERSION:
+        return (f"The worker's {engine} is older than this add-on (protocol {theirs}, the add-on needs "
+                f"{PROTOCOL_VERSION}): update the worker: {UPDATE_HINT}")
+    if theirs > PROTOCOL_VERSION:
+        return (f"The worker's {engine} is newer than this add-on (protocol {theirs}, the add-on speaks "
+                f"{PROTOCOL_VERSION}): update the add-on: {UPDATE_HINT} (with --blender)")
+    return None
+
+
+def require_compatible(info: dict) -> None:
+    """Refuse to work with a worker that speaks another protocol (SplatInputError with the fix)."""
+    problem = protocol_problem(info)
+    if problem is not None:
+        raise SplatInputError(problem)
 
 
 def check_problems(info: dict) -> list[str]:
-    """What the worker lacks, each with its fix."""
-    problems = []
+    """What the worker lacks, each with its fix (a protocol mismatch first)."""
+    problems = [problem] if (problem := protocol_problem(info)) else []
     if not info.get("vgg_weights"):
         problems.append(f"{info.get('vgg_error', 'VGG-19 weights missing')}; run python install.py")
     if info.get("cuda") and not info.get("gsplat"):

@@ -206,6 +206,20 @@ def test_a_render_worker_that_cannot_start_is_an_error_report(worker_addon, tmp_
     assert obj.name in bpy.data.objects
 
 
+def test_f12_with_a_render_worker_older_than_the_addon_says_how_to_update(worker_addon, tmp_path: Path) -> None:
+    obj = import_scene(write_scene(tmp_path / "tiny"))
+    scene = bpy.context.scene
+    set_up_render(scene)
+    add_camera(scene, (0.3, -2.4, 0.9), np.array(obj.matrix_world.translation))
+    configure(worker_addon, python=str(fake_worker(tmp_path / "old", """
+        print(json.dumps({"event": "ready", "device": "cpu"}), flush=True)  # no protocol: an older engine
+        sys.stdin.readline()
+        """, protocol=None)))
+    with pytest.raises(RuntimeError, match="worker's engine is older than this add-on .*run python install.py again"):
+        bpy.ops.render.render()
+    assert worker_addon.worker.render_worker.current_worker() is None
+
+
 def test_the_engine_offers_blenders_output_and_colour_panels(worker_addon) -> None:
     scene = bpy.context.scene
     scene.render.engine = "GAUSSIAN_SPLATS"
