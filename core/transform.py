@@ -11,18 +11,9 @@ from __future__ import annotations
 import torch
 
 from core.gaussians import Gaussians
+from core.raster_torch import quat_to_rotmat
 from interchange.rotations import matrix_to_quaternion
 from interchange.transform import check_transform
-
-
-def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Unit-normalised quaternions [N, 4] (w, x, y, z) → rotation matrices [N, 3, 3]."""
-    w, x, y, z = torch.nn.functional.normalize(q, dim=-1).unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], dim=-1).reshape(*q.shape[:-1], 3, 3)
 
 
 def matrix_to_quat(m: torch.Tensor) -> torch.Tensor:
@@ -78,7 +69,7 @@ def _compose_quats(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _affine_covariance(g: Gaussians, linear: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """New quats and log scales for Σ' = A Σ Aᵀ (non-uniform scale or shear), by eigen-decomposition."""
-    r = quat_to_matrix(g.quats.double())
+    r = quat_to_rotmat(g.quats.double())
     s2 = torch.exp(2 * g.log_scales.double())
     cov = r @ torch.diag_embed(s2) @ r.transpose(-1, -2)
     a = linear.double()

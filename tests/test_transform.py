@@ -10,7 +10,8 @@ import torch
 from core.errors import InputError
 from core.gaussians import Gaussians
 from core.sh import eval_sh
-from core.transform import matrix_to_quat, quat_to_matrix, transform_gaussians
+from core.raster_torch import quat_to_rotmat
+from core.transform import matrix_to_quat, transform_gaussians
 from interchange.transform import check_transform, transform_arrays
 
 
@@ -36,13 +37,13 @@ def affine(linear, offset=(0.3, -1.0, 2.0)) -> torch.Tensor:
 
 
 def covariance(g: Gaussians) -> torch.Tensor:
-    r = quat_to_matrix(g.quats.double())
+    r = quat_to_rotmat(g.quats.double())
     return r @ torch.diag_embed(torch.exp(2 * g.log_scales.double())) @ r.transpose(-1, -2)
 
 
 def test_quaternion_matrix_round_trip():
     q = torch.nn.functional.normalize(torch.randn(200, 4, dtype=torch.float64), dim=1)
-    back = matrix_to_quat(quat_to_matrix(q))
+    back = matrix_to_quat(quat_to_rotmat(q))
     assert torch.allclose(back * torch.sign(back[:, :1]), q * torch.sign(q[:, :1]), atol=1e-10)
 
 

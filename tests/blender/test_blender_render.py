@@ -192,31 +192,31 @@ def test_render_cameras_writes_one_png_per_camera_through_one_worker(worker_addo
     assert worker.alive()
 
 
-def test_a_render_worker_that_cannot_start_is_an_error_report(worker_addon, tmp_path: Path) -> None:
-    obj = import_scene(write_scene(tmp_path / "tiny"))
-    scene = bpy.context.scene
-    set_up_render(scene)
-    add_camera(scene, (0.3, -2.4, 0.9), np.array(obj.matrix_world.translation))
-    configure(worker_addon, python=str(fake_worker(tmp_path / "broken", """
+BAD_WORKERS = {
+    "cannot start": ("""
         print("ModuleNotFoundError: No module named 'torch'", file=sys.stderr)
         sys.exit(1)
-        """)))
-    with pytest.raises(RuntimeError, match="render worker stopped: ModuleNotFoundError: No module named 'torch'"):
-        bpy.ops.render.render()
-    assert obj.name in bpy.data.objects
+        """, "render worker stopped: ModuleNotFoundError: No module named 'torch'"),
+    "older than the add-on": ("""
+        print(json.dumps({"event": "ready", "device": "cpu"}), flush=True)  # no protocol: an older engine
+        sys.stdin.readline()
+        """, "worker's engine is older than this add-on .*run python install.py again"),
+}
 
 
-def test_f12_with_a_render_worker_older_than_the_addon_says_how_to_update(worker_addon, tmp_path: Path) -> None:
+@pytest.mark.parametrize("case", BAD_WORKERS)
+def test_a_render_worker_that_cannot_serve_is_an_error_report(worker_addon, tmp_path: Path, case: str) -> None:
+    """A worker that dies at start, or one of an older release (it says how to update), fails F12 with one line;
+    the scene stays and no worker is left running."""
+    body, message = BAD_WORKERS[case]
     obj = import_scene(write_scene(tmp_path / "tiny"))
     scene = bpy.context.scene
     set_up_render(scene)
     add_camera(scene, (0.3, -2.4, 0.9), np.array(obj.matrix_world.translation))
-    configure(worker_addon, python=str(fake_worker(tmp_path / "old", """
-        print(json.dumps({"event": "ready", "device": "cpu"}), flush=True)  # no protocol: an older engine
-        sys.stdin.readline()
-        """, protocol=None)))
-    with pytest.raises(RuntimeError, match="worker's engine is older than this add-on .*run python install.py again"):
+    configure(worker_addon, python=str(fake_worker(tmp_path / "worker", body, protocol=None)))
+    with pytest.raises(RuntimeError, match=message):
         bpy.ops.render.render()
+    assert obj.name in bpy.data.objects
     assert worker_addon.worker.render_worker.current_worker() is None
 
 
