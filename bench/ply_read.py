@@ -4,8 +4,9 @@ Usage: python bench/ply_read.py [--count N] [--repeats R]
 Times are best of R. "cold" evicts the file from the OS page cache first (posix_fadvise DONTNEED, Linux);
 "warm" reads it from the page cache. Two references are timed the same way: plyfile without memory
 mapping plus a copy into memory (the engine's first design), and numpy reading the raw vertex bytes (the
-floor for any reader that copies the data; plyfile is needed for this reference only: pip install plyfile). plyfile without memory mapping reads vertex by vertex in Python
-(about 48 s for 1M Gaussians on 2 cores), so it is left out.
+floor for any reader that copies the data). plyfile without memory mapping reads vertex by vertex in Python
+(about 48 s for 1M Gaussians on 2 cores), so it is left out. plyfile is needed for the reference only (it is no
+longer a dependency of the engine): pip install plyfile.
 """
 
 from __future__ import annotations

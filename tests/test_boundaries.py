@@ -26,6 +26,7 @@ ADDON_ALLOWED = {"bpy", "bpy_extras", "numpy"} | STDLIB
 ADDON_LAYERS = {"interchange": -1, "splats": 1, "cameras": 2, "worker": 2, "render": 3, "stylize": 3, "ui": 4}
 SHARED = REPO_ROOT / "interchange"
 SHARED_ALLOWED = {"numpy"} | STDLIB
+ENGINE_PACKAGES = ("core", "interchange")
 
 
 def python_files(folder: Path) -> list[Path]:
@@ -117,10 +118,10 @@ def engine_modules(source: Path) -> list[str]:
     """Dotted names of the core and interchange modules that source imports (from X import Y: X.Y or X)."""
     names = []
     for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.split(".")[0] in ("core", "interchange"):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.split(".")[0] in ENGINE_PACKAGES:
             names.append(node.module)
         elif isinstance(node, ast.Import):
-            names += [a.name for a in node.names if a.name.split(".")[0] in ("core", "interchange")]
+            names += [a.name for a in node.names if a.name.split(".")[0] in ENGINE_PACKAGES]
     return names
 
 
