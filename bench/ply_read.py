@@ -1,11 +1,12 @@
-"""Benchmark: read a synthetic 1M-Gaussian 3DGS PLY (SH degree 3, 62 float32 properties) with core.ply.read_ply.
+"""Benchmark: read a synthetic 1M-Gaussian 3DGS PLY (SH degree 3, 62 float32 properties) with interchange.ply.read_ply.
 
 Usage: python bench/ply_read.py [--count N] [--repeats R]
 Times are best of R. "cold" evicts the file from the OS page cache first (posix_fadvise DONTNEED, Linux);
 "warm" reads it from the page cache. Two references are timed the same way: plyfile without memory
-mapping plus a copy into memory (core.ply's first design), and numpy reading the raw vertex bytes (the
+mapping plus a copy into memory (the engine's first design), and numpy reading the raw vertex bytes (the
 floor for any reader that copies the data). plyfile without memory mapping reads vertex by vertex in Python
-(about 48 s for 1M Gaussians on 2 cores), so it is left out.
+(about 48 s for 1M Gaussians on 2 cores), so it is left out. plyfile is needed for the reference only (it is no
+longer a dependency of the engine): pip install plyfile.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from plyfile import PlyData
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.ply import make_splat_data, read_ply, write_ply  # noqa: E402
+from interchange.ply import make_splat_data, read_ply, write_ply  # noqa: E402
 
 
 def synthetic_scene_file(folder: Path, count: int) -> Path:
@@ -84,7 +85,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    readers = {"core.ply.read_ply": read_ply, "plyfile mmap + copy (reference)": read_plyfile_mmap_copy,
+    readers = {"interchange.ply.read_ply": read_ply, "plyfile mmap + copy (reference)": read_plyfile_mmap_copy,
                "numpy raw body (floor)": read_raw_body}
     with tempfile.TemporaryDirectory() as folder:
         path = synthetic_scene_file(Path(folder), args.count)

@@ -3,7 +3,7 @@ backends on a CUDA GPU, compare images (and gradients), time both, save a side-b
 
     python bench/raster_agreement.py --scene guitar --out OUT [--data ../shared/data] [--size 256]
 
-Needs a CUDA GPU, gsplat and plyfile. Exits 1 when the mean |difference| over all views reaches --tolerance
+Needs a CUDA GPU and gsplat. Exits 1 when the mean |difference| over all views reaches --tolerance
 (default 1e-3), 2 when it cannot run. Writes agreement_<scene>.png and agreement_<scene>.json into --out.
 """
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.cameras import Camera, load_cameras  # noqa: E402  (after the path fix above)
 from core.errors import InputError  # noqa: E402
 from core.gaussians import Gaussians  # noqa: E402
-from core.ply import read_ply  # noqa: E402
+from interchange.ply import read_ply  # noqa: E402
 from core.render import BACKENDS, render  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -1,16 +1,20 @@
-"""The add-on's one exception type for user mistakes (bad files, unusable objects), and how operators report it."""
+"""The add-on's one exception type for user mistakes (bad files, unusable objects), and how operators report it.
+
+SplatInputError is interchange's InputError itself, so errors raised by the shared PLY and camera code are the
+add-on's own.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .interchange.errors import InputError as SplatInputError
+
 if TYPE_CHECKING:
     import bpy
 
-
-class SplatInputError(Exception):
-    """A user-facing problem: a one-line message that names the file or object and the problem."""
+__all__ = ["SplatInputError", "run_reported"]
 
 
 def run_reported(operator: bpy.types.Operator, action: Callable[[], str], target: object = "") -> set[str]:

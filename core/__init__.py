@@ -37,7 +37,7 @@ _EXPORTS = {
     "stylize": "core.stylize", "StylizeSettings": "core.stylize", "StylizeResult": "core.stylize",
     "render_views": "core.stylize",
     "render": "core.render", "RenderOutput": "core.render", "Gaussians": "core.gaussians",
-    "read_ply": "core.ply", "write_ply": "core.ply", "SplatData": "core.ply",
+    "read_ply": "interchange.ply", "write_ply": "interchange.ply", "SplatData": "interchange.ply",
     "load_cameras": "core.cameras", "save_cameras_json": "core.cameras", "Camera": "core.cameras",
     "orbit_cameras": "core.cameras",
     "load_image": "core.images", "save_png": "core.images",
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from core.errors import InputError
     from core.gaussians import Gaussians
     from core.images import load_image, save_png
-    from core.ply import SplatData, read_ply, write_ply
+    from interchange.ply import SplatData, read_ply, write_ply
     from core.render import RenderOutput, render
     from core.stylize import StylizeResult, StylizeSettings, render_views, stylize
 

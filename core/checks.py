@@ -1,6 +1,6 @@
 """Value checks on a loaded scene and its cameras: what parses but cannot be stylized sensibly.
 
-The readers (core.ply, core.cameras) refuse files that are malformed; this module looks at the values of files
+The readers (interchange.ply, core.cameras) refuse files that are malformed; this module looks at the values of files
 that read fine, before any heavy work or any output file: it refuses what cannot work, with one line naming the
 file, and warns (InputWarning, one line with counts) about what works but is probably a mistake. The rules are
 listed in the README's "Input rules".
@@ -17,7 +17,7 @@ import numpy as np
 
 from core.cameras import Camera
 from core.errors import InputError, InputWarning
-from core.ply import SplatData
+from interchange.ply import SplatData
 
 if TYPE_CHECKING:
     from core.stylize import StylizeSettings
@@ -165,11 +165,8 @@ def _with_renderable_quats(scene: SplatData, source: str) -> SplatData:
         return scene
     warnings.warn(f"{source}: {_count(degenerate, scene.count)} Gaussians have a zero rotation quaternion; they "
                   "are drawn unrotated", InputWarning, stacklevel=3)
-    vertices = scene.vertices.copy()
-    for i, value in enumerate((1.0, 0.0, 0.0, 0.0)):
-        vertices[f"rot_{i}"][degenerate] = value
-    vertices.setflags(write=False)
-    return SplatData(vertices, scene.comments)
+    quats[degenerate] = (1.0, 0.0, 0.0, 0.0)
+    return scene.with_columns({f"rot_{i}": quats[:, i] for i in range(4)})
 
 
 def _camera_problem(camera: Camera, resolution: int) -> str | None:

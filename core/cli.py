@@ -17,23 +17,26 @@ import numpy as np
 import torch
 
 from core import __version__
-from core.atomic import atomic_write
 from core.cameras import Camera, load_cameras, orbit_cameras, save_cameras_json
 from core.checks import check_cameras, check_result, check_scene, check_visibility, divergence_hint
 from core.demo import demo_scene, demo_style
 from core.errors import InputError, InputWarning
 from core.images import load_image, save_png, side_by_side
-from core.ply import SplatData, read_ply, write_ply
 from core.render import gsplat_version
 from core.stylize import StylizeResult, StylizeSettings, check_settings, render_views, resolve_device, stylize
 from core.vgg import check_vgg_weights
+from interchange.atomic import atomic_write
+from interchange.cameras import find_cameras_file
+from interchange.ply import SplatData, read_ply, write_ply
+from interchange.protocol import (EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OUT_OF_MEMORY, OUTPUT_CAMERAS_FILE, PREVIEW_FILE,
+                                  REPORT_FILE, STYLIZED_FILE)
 from interchange.settings import add_arguments, settings_from_namespace
 
 PREVIEW_VIEWS = 3
-CAMERA_FILE_NAMES = ("cameras.json",)
 DEMO_SETTINGS = {"iterations": 120, "resolution": 128}  # --demo's defaults: a quick run on the procedural scene
+CHECKPOINT_FILE = "checkpoint.pt"
 # Every file a run may write into its output folder (atomic writes add only hidden temporary names).
-OUTPUT_NAMES = ("stylized.ply", "cameras.json", "report.json", "preview.png", "checkpoint.pt",
+OUTPUT_NAMES = (STYLIZED_FILE, OUTPUT_CAMERAS_FILE, REPORT_FILE, PREVIEW_FILE, CHECKPOINT_FILE,
                 *(f"before_after_{i:02d}.png" for i in range(PREVIEW_VIEWS)))
 
 
@@ -41,7 +44,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors naming the option (``error: --lr: must be ...``), exit code 2."""
 
     def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"error: {message.removeprefix('argument ')}\n")
+        self.exit(EXIT_BAD_INPUT, f"error: {message.removeprefix('argument ')}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,18 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def find_cameras_beside(scene: Path) -> Path | None:
-    """cameras.json in the scene's folder or up to two levels up (3DGS: out/point_cloud/iteration_N/*.ply)."""
-    for folder in [scene.parent, *list(scene.parent.parents)[:2]]:
-        for name in CAMERA_FILE_NAMES:
-            if (folder / name).is_file():
-                return folder / name
-    return None
 
 
 def choose_cameras(args: argparse.Namespace, scene: SplatData) -> tuple[list[Camera], str]:
     """The cameras to stylize from and where they came from."""
-    path = args.cameras or (find_cameras_beside(args.scene) if args.scene else None)
+    path = args.cameras or (find_cameras_file(args.scene) if args.scene else None)
     if path is not None:
         return load_cameras(path), str(path)
     if args.views < 1:
@@ -103,7 +99,7 @@ def input_files(args: argparse.Namespace) -> dict[Path, str]:
     files = {Path(name): "arguments file" for name in getattr(args, "argument_files", ())}
     if not args.demo:
         files.update({args.scene: "scene", args.style: "painting"})
-    cameras = args.cameras or (find_cameras_beside(args.scene) if args.scene and not args.demo else None)
+    cameras = args.cameras or (find_cameras_file(args.scene) if args.scene and not args.demo else None)
     if cameras is not None:
         folder = cameras if cameras.is_dir() else cameras.parent
         colmap = cameras.is_dir() or cameras.name.lower() in ("images.txt", "cameras.txt")
@@ -244,7 +240,7 @@ def stylize_into(args: argparse.Namespace, out: Path, settings: StylizeSettings,
         return stop["requested"] or bool(args.cancel_file and args.cancel_file.exists())
 
     def on_preview(iteration: int, image: torch.Tensor) -> None:
-        path = save_png(out / "preview.png", image)
+        path = save_png(out / PREVIEW_FILE, image)
         reporter.emit({"event": "preview", "iteration": iteration, "path": str(path)})
 
     reporter.emit({"event": "start", "iterations": settings.iterations, "gaussians": scene.count,
@@ -255,13 +251,13 @@ def stylize_into(args: argparse.Namespace, out: Path, settings: StylizeSettings,
     try:
         result = stylize(scene, style, cameras, settings, progress=reporter.emit,
                          preview=on_preview if settings.preview_every else None, should_stop=should_stop,
-                         checkpoint_path=out / "checkpoint.pt" if settings.checkpoint_every else None)
+                         checkpoint_path=out / CHECKPOINT_FILE if settings.checkpoint_every else None)
     finally:
         reporter.close()
     if result.cancelled:
         reporter.emit({"event": "cancelled", "iteration": result.history[-1]["iteration"] if result.history else 0,
                        "text": "cancelled; nothing written"})
-        return 130
+        return EXIT_CANCELLED
     return finish(args, out, settings, original, result, cameras, camera_source, before, reporter)
 
 
@@ -277,9 +273,9 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
     stylized = result.splat
     if not np.array_equal(result.splat.quats(), scene.quats()):
         stylized = scene.with_sh(stylized.sh_dc(), stylized.sh_rest()).with_opacity_logits(stylized.opacity_logits())
-    ply_path = out / "stylized.ply"
+    ply_path = out / STYLIZED_FILE
     write_ply(ply_path, stylized)
-    save_cameras_json(out / "cameras.json", [c.with_long_side(settings.resolution) for c in cameras])
+    save_cameras_json(out / OUTPUT_CAMERAS_FILE, [c.with_long_side(settings.resolution) for c in cameras])
     after = render_views(result.splat, cameras[:PREVIEW_VIEWS], resolution=min(settings.resolution, 1024),
                          background=settings.background, device=settings.device)
     previews = write_previews(out, before, after)
@@ -291,11 +287,11 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
         "versions": versions(),
         "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend},
         "timings": {**result.timings, "write_s": time.perf_counter() - t0},
-        "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(out / "cameras.json")},
+        "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(out / OUTPUT_CAMERAS_FILE)},
         "history": result.history,
     }
-    write_json_atomic(out / "report.json", report)
-    reporter.emit({"event": "done", "ply": str(ply_path), "report": str(out / "report.json"),
+    write_json_atomic(out / REPORT_FILE, report)
+    reporter.emit({"event": "done", "ply": str(ply_path), "report": str(out / REPORT_FILE),
                    "text": f"wrote {ply_path} ({result.timings['it_per_s']:.2f} it/s on {report['device']['name']})"})
     return 0
 
@@ -311,10 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return run(args)
         except InputError as exc:
-            return report_error(args, str(exc), 2)
+            return report_error(args, str(exc), EXIT_BAD_INPUT)
         except torch.cuda.OutOfMemoryError:
             return report_error(args, "GPU out of memory: lower --resolution or set --max-gpu-mem to the GiB this "
-                                "GPU can spare", 3)
+                                "GPU can spare", EXIT_OUT_OF_MEMORY)
 
 
 def report_error(args: argparse.Namespace, message: str, code: int) -> int:

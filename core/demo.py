@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.ply import SplatData, make_splat_data
 from core.sh import C0
+from interchange.ply import SplatData, make_splat_data
 
 
 def demo_scene(count: int = 4000, seed: int = 0) -> SplatData:

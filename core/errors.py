@@ -1,12 +1,12 @@
-"""User mistakes: the one exception type (bad files, bad settings, missing resources) and its warning."""
+"""User mistakes: the one exception type (bad files, bad settings, missing resources) and its warning.
 
+InputError is interchange's InputError itself (not a copy), so an error raised by the shared PLY or camera code is
+caught as the engine's: the command line prints ``error: <message>`` and exits 2.
+"""
 
-class InputError(Exception):
-    """A problem with the user's input, reported as one line that names the file and the problem.
+from interchange.errors import InputError
 
-    Command lines print it as ``error: <message>`` and exit 2; the Blender add-on shows it in a report.
-    Anything else that escapes is a bug in this project.
-    """
+__all__ = ["InputError", "InputWarning"]
 
 
 class InputWarning(UserWarning):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from core.ply import SplatData
+from interchange.ply import SplatData
 
 
 @dataclass

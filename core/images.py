@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.atomic import atomic_write
 from core.errors import InputError, InputWarning
+from interchange.atomic import atomic_write
 
 # Pillow's own decompression-bomb guard is replaced by load_image's header check (which names the file and the
 # limit in one line); core opens no other user image.

@@ -17,14 +17,14 @@ from pathlib import Path
 import torch
 
 from core import planner, sos
-from core.atomic import atomic_write
 from core.cameras import Camera
 from core.checks import divergence_hint
 from core.errors import InputError
 from core.gaussians import Gaussians
-from core.ply import SplatData
 from core.render import pick_backend, render
 from core.vgg import load_vgg19
+from interchange.atomic import atomic_write
+from interchange.ply import SplatData
 from interchange.settings import BY_NAME, SettingsError, StylizeSettings
 
 OPTIMIZE_CHOICES = BY_NAME["optimize"].values

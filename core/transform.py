@@ -1,41 +1,19 @@
-"""Apply an object transform (Blender's matrix_world) to Gaussians: means, covariances and SH colours.
+"""Apply an object transform (Blender's matrix_world) to Gaussians in torch: the renderer's fast path.
 
 Rendering several splat objects, each with its own transform, needs them in one world frame so depth order is
-right across objects. Rotating view-dependent colour needs the SH coefficients rotated too: per band, the
-rotation matrix is fitted by least squares on sample directions, which is exact for any degree because each
-band is closed under rotation (and needs no hand-written Wigner-D formulas).
+right across objects. The rules (what is exact, what is refused) and the reference maths are
+interchange/transform.py; this module does the per-Gaussian work on the Gaussians' device and is tested against
+that reference (tests/test_transform.py), as gsplat tests its CUDA kernels against its _torch_impl.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from core.gaussians import Gaussians
-from core.sh import sh_basis
-
-
-def sh_rotation(rotation: torch.Tensor, degree: int) -> torch.Tensor:
-    """Block-diagonal [(d+1)^2, (d+1)^2] matrix M with coeffs_world = M @ coeffs_local for a rotation [3, 3]."""
-    gen = torch.Generator().manual_seed(0)
-    samples = 4 * (degree + 1) ** 2 + 16
-    dirs = torch.nn.functional.normalize(torch.randn(samples, 3, generator=gen, dtype=torch.float64), dim=1)
-    r = rotation.detach().to("cpu", torch.float64)
-    basis = sh_basis(degree, dirs)
-    rotated = sh_basis(degree, dirs @ r)  # Y(Rᵀ d) for each row d
-    fit = torch.linalg.lstsq(basis, rotated).solution  # basis @ fit = rotated, so coeffs_world = fit @ coeffs
-    return fit.to(rotation.dtype)
-
-
-def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Unit-normalised quaternions [N, 4] (w, x, y, z) → rotation matrices [N, 3, 3]."""
-    w, x, y, z = torch.nn.functional.normalize(q, dim=-1).unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], dim=-1).reshape(*q.shape[:-1], 3, 3)
+from core.raster_torch import quat_to_rotmat
+from interchange.rotations import matrix_to_quaternion
+from interchange.transform import check_transform
 
 
 def matrix_to_quat(m: torch.Tensor) -> torch.Tensor:
@@ -56,31 +34,28 @@ def matrix_to_quat(m: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(best, dim=-1)
 
 
-def polar_rotation(linear: torch.Tensor) -> torch.Tensor:
-    """The rotation part R of a 3x3 linear map A = R S (S symmetric positive), reflections refused."""
-    u, _, vh = torch.linalg.svd(linear)
-    if torch.det(linear) <= 0:
-        raise ValueError("object transform mirrors or flattens the splats (negative or zero scale)")
-    return u @ vh
+def transform_gaussians(g: Gaussians, matrix: torch.Tensor, name: str = "object") -> Gaussians:
+    """Gaussians moved by a 4x4 affine ``matrix`` (rotation, mirror, translation, uniform or non-uniform scale).
 
-
-def transform_gaussians(g: Gaussians, matrix: torch.Tensor) -> Gaussians:
-    """Gaussians moved by a 4x4 affine ``matrix`` (rotation, translation, uniform or non-uniform scale)."""
-    m = matrix.to(g.means.device, torch.float32)
-    linear, offset = m[:3, :3], m[:3, 3]
-    if torch.allclose(m, torch.eye(4, device=m.device), atol=1e-7):
+    Raises InputError naming ``name`` for a transform interchange.transform refuses (singular, not affine).
+    """
+    transform = check_transform(matrix.detach().to("cpu", torch.float64).numpy(), name)
+    if transform.is_identity:
         return g
-    rotation = polar_rotation(linear.double()).float()
+    device = g.means.device
+    linear = torch.as_tensor(transform.linear, dtype=torch.float32, device=device)
+    offset = torch.as_tensor(transform.offset, dtype=torch.float32, device=device)
     means = g.means @ linear.T + offset
-    singular = torch.linalg.svdvals(linear.double())
-    if float(singular.max() - singular.min()) <= 1e-6 * float(singular.max()):
-        quats = _compose_quats(matrix_to_quat(rotation[None]).expand_as(g.quats), g.quats)
-        log_scales = g.log_scales + math.log(float(singular[0]))
+    if transform.similarity:
+        turn = torch.as_tensor(matrix_to_quaternion(transform.rotation), dtype=torch.float32, device=device)
+        quats = _compose_quats(turn.expand_as(g.quats), g.quats)
+        log_scales = g.log_scales + float(torch.log(torch.tensor(transform.scale, dtype=torch.float64)))
     else:
         quats, log_scales = _affine_covariance(g, linear)
     sh = g.sh
     if g.sh_degree > 0:
-        sh = torch.einsum("kj,njc->nkc", sh_rotation(rotation, g.sh_degree).to(g.sh.device), g.sh)
+        coefficient_map = torch.as_tensor(transform.sh_matrix(g.sh_degree), dtype=g.sh.dtype, device=device)
+        sh = torch.einsum("kj,njc->nkc", coefficient_map, g.sh)
     return Gaussians(means, quats, log_scales, g.opacity_logits, sh)
 
 
@@ -93,8 +68,8 @@ def _compose_quats(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _affine_covariance(g: Gaussians, linear: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """New quats and log scales for Σ' = A Σ Aᵀ (non-uniform scale), by eigen-decomposition."""
-    r = quat_to_matrix(g.quats.double())
+    """New quats and log scales for Σ' = A Σ Aᵀ (non-uniform scale or shear), by eigen-decomposition."""
+    r = quat_to_rotmat(g.quats.double())
     s2 = torch.exp(2 * g.log_scales.double())
     cov = r @ torch.diag_embed(s2) @ r.transpose(-1, -2)
     a = linear.double()

@@ -1,10 +1,10 @@
 """The Blender add-on's worker: a long-lived process that renders splat scenes, speaking JSON lines.
 
-    python -m core.worker --check            # one JSON line: Python, torch, device, gsplat, VGG weights
+    python -m core.worker --check            # one JSON line: versions (engine, protocol), torch, device, ...
     python -m core.worker --serve [--device auto|cuda|cpu]
 
 Requests (one JSON object per line on stdin), replies (one per line on stdout, same ``id``):
-    {"id": 1, "cmd": "render", "objects": [{"ply": PATH, "matrix": [16 floats, row-major]}],
+    {"id": 1, "cmd": "render", "objects": [{"ply": PATH, "matrix": [16 floats, row-major], "name": NAME}],
      "viewmat": [16 floats, world-to-camera, OpenCV axes], "K": [9 floats], "width": W, "height": H,
      "background": [r, g, b] or null (transparent), "out": PATH.npy}
         → {"id": 1, "ok": true, "out": PATH.npy, "ms": ...}; the file holds float32 [H, W, 4] RGBA, alpha
@@ -12,6 +12,7 @@ Requests (one JSON object per line on stdin), replies (one per line on stdout, s
     {"id": 2, "cmd": "ping"} → {"id": 2, "ok": true, "device": ...};  {"cmd": "quit"} ends the process.
 Any failure answers {"ok": false, "error": "<one line>"} and the worker stays up. Stylization jobs run through
 the ``sos-stylize`` command line (``--json-progress``), not here: they are long and cancellable on their own.
+The message names and fields are listed once in interchange/protocol.py.
 """
 
 from __future__ import annotations
@@ -26,18 +27,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.atomic import atomic_write
+from core import __version__
 from core.errors import InputError
 from core.gaussians import Gaussians
-from core.ply import read_ply
 from core.render import gsplat_version, pick_backend, render
 from core.stylize import resolve_device
 from core.transform import transform_gaussians
+from interchange.atomic import atomic_write
+from interchange.ply import read_ply
+from interchange.protocol import PROTOCOL_VERSION, READY_EVENT
 
 
 def check_environment() -> dict:
     """What this worker environment can do, for the add-on's "Check" button and install.py."""
-    info: dict = {"python": sys.executable, "python_version": platform.python_version(), "torch": torch.__version__,
+    info: dict = {"engine_version": __version__, "protocol": PROTOCOL_VERSION, "python": sys.executable,
+                  "python_version": platform.python_version(), "torch": torch.__version__,
                   "cuda": torch.cuda.is_available()}
     info["device"] = torch.cuda.get_device_name(0) if info["cuda"] else "cpu"
     info["gsplat"], problem = gsplat_version()
@@ -81,10 +85,11 @@ class SceneCache:
             key, g = self._load(obj["ply"])
             matrix = tuple(float(v) for v in obj.get("matrix", np.eye(4).ravel()))
             keys.append((key, matrix))
-            parts.append((g, matrix))
+            parts.append((g, matrix, str(obj.get("name") or obj["ply"])))
         cache_key = tuple(keys)
         if cache_key not in self._world:
-            moved = [transform_gaussians(g, torch.tensor(m, dtype=torch.float32).reshape(4, 4)) for g, m in parts]
+            moved = [transform_gaussians(g, torch.tensor(m, dtype=torch.float64).reshape(4, 4), name)
+                     for g, m, name in parts]
             self._world = {cache_key: _concatenate(moved)}
         return self._world[cache_key]
 
@@ -133,14 +138,15 @@ def handle(req: dict, cache: SceneCache, backend: str) -> dict:
 
 def serve(device_name: str, stdin=sys.stdin, stdout=sys.stdout) -> int:
     """Answer requests until 'quit' or end of input; failures are answered, never fatal."""
-    ready: dict = {"event": "ready"}
+    ready: dict = {"event": READY_EVENT}
     if device_name == "cuda" and not torch.cuda.is_available():
         ready["warning"] = "CUDA was asked for but this worker has no CUDA GPU; rendering on the CPU"
         device_name = "cpu"
     device = resolve_device(device_name)
     backend = pick_backend(device)
     cache = SceneCache(device)
-    print(json.dumps({**ready, "device": str(device), "renderer": backend}), file=stdout, flush=True)
+    print(json.dumps({**ready, "device": str(device), "renderer": backend, "engine_version": __version__,
+                      "protocol": PROTOCOL_VERSION}), file=stdout, flush=True)
     for line in stdin:
         if not line.strip():
             continue

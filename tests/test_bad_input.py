@@ -33,7 +33,7 @@ from core.cli import main
 from core.demo import demo_scene, demo_style
 from core.errors import InputError
 from core.images import load_image, painting_pixel_limit, to_uint8
-from core.ply import SplatData, make_splat_data, read_ply
+from interchange.ply import SplatData, make_splat_data, read_ply
 from core.stylize import StylizeSettings, stylize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,8 +199,8 @@ REFUSED = {
     "scene: missing rotation": scene_case(header_edit(b"property float rot_3", b"property float rot_x"),
                                           "missing required properties", "rot_3"),
     "scene: list property": scene_case(header_edit(b"property float x\n", b"property list uchar float x\n"), "list"),
-    "scene: mesh faces": scene_case(header_edit(b"end_header", b"element face 0\nproperty list uchar int "
-                                                              b"vertex_indices\nend_header"), "vertex"),
+    "scene: mesh faces": scene_case(header_edit(b"end_header", b"element face 2\nproperty list uchar int "
+                                                              b"vertex_indices\nend_header"), "face"),
     "scene: zero Gaussians": scene_case(header_edit(b"element vertex 150", b"element vertex 0"), "vertex"),
     "scene: binary header garbage": scene_case(b"ply\n\xff\xfe\x00\x01\nend_header\n", "not ASCII"),
     "scene: NaN position": scene_case(scene_with(means=set_rows(np.nan)), "non-finite", "x"),
@@ -218,19 +218,21 @@ REFUSED = {
     "cameras: not UTF-8": cameras_case(b"\xff\xfe[]", "not a JSON text file"),
     "cameras: not a list": cameras_case(cameras_json(raw='{"cameras": []}'), "expected a list"),
     "cameras: empty list": cameras_case(cameras_json(raw="[]"), "empty"),
-    "cameras: entry not an object": cameras_case(cameras_json(raw="[1, 2]"), "camera 0", "not a JSON object"),
-    "cameras: missing fx": cameras_case(cameras_json(without_key("fx")), "camera 0", "'fx'"),
-    "cameras: missing rotation": cameras_case(cameras_json(without_key("rotation")), "'rotation'"),
+    "cameras: entry not an object": cameras_case(cameras_json(raw="[1, 2]"), "camera 0", "expected a JSON object"),
+    "cameras: missing fx": cameras_case(cameras_json(without_key("fx")), "camera 0", "missing fx"),
+    "cameras: missing rotation": cameras_case(cameras_json(without_key("rotation")), "missing rotation"),
     "cameras: zero width": cameras_case(cameras_json(camera_field(1, "width", 0)), "camera 1", "positive"),
     "cameras: negative height": cameras_case(cameras_json(camera_field(0, "height", -32)), "positive"),
-    "cameras: fractional width": cameras_case(cameras_json(camera_field(0, "width", 47.5)), "whole number"),
-    "cameras: string focal": cameras_case(cameras_json(camera_field(0, "fx", "50")), "'fx'"),
-    "cameras: zero focal": cameras_case(cameras_json(camera_field(0, "fy", 0.0)), "'fy'", "positive"),
+    "cameras: fractional width": cameras_case(cameras_json(camera_field(0, "width", 47.5)),
+                                              "width: expected a positive integer"),
+    "cameras: string focal": cameras_case(cameras_json(camera_field(0, "fx", "50")), "fx: expected a finite number"),
+    "cameras: zero focal": cameras_case(cameras_json(camera_field(0, "fy", 0.0)), "fy: expected a positive number"),
     "cameras: NaN position": cameras_case(cameras_json(camera_field(0, "position", [float("nan"), 0, 0])),
-                                          "'position'", "non-finite"),
+                                          "position: expected 3 finite numbers"),
     "cameras: infinite rotation": cameras_case(cameras_json(camera_field(0, "rotation", [[float("inf")] * 3] * 3)),
-                                               "'rotation'", "non-finite"),
-    "cameras: short position": cameras_case(cameras_json(camera_field(0, "position", [1, 2])), "'position'"),
+                                               "rotation: expected 3x3 finite numbers"),
+    "cameras: short position": cameras_case(cameras_json(camera_field(0, "position", [1, 2])),
+                                            "position: expected 3 finite numbers"),
     "cameras: not a rotation": cameras_case(cameras_json(camera_field(0, "rotation", [[1, 0, 0], [0, 2, 0],
                                                                                       [0, 0, 1]])), "orthonormal"),
     "cameras: mirror": cameras_case(cameras_json(camera_field(0, "rotation", [[-1, 0, 0], [0, 1, 0], [0, 0, 1]])),

@@ -1,10 +1,12 @@
 """Import boundaries, read from the source (plain Python: no bpy, no torch needed).
 
+- The shared package interchange/ imports only numpy and the standard library (no torch, no bpy, no core).
 - The Blender add-on imports only bpy, numpy and the standard library (torch must never load inside Blender),
-  in every module of every subpackage.
+  in every module of every subpackage; the shared package reaches it as its subpackage ``interchange`` (the
+  add-on zip bundles it, install.build_addon_zip).
 - Inside the add-on, imports run downward only: ui/ over stylize/ and render/, over cameras/ and worker/, over
-  splats/, over the base modules. Domain code never imports an operator or panel module.
-- The engine never imports bpy or the add-on.
+  splats/, over the base modules, over interchange. Domain code never imports an operator or panel module.
+- The engine never imports bpy or the add-on, and every engine module it imports exists in this tree.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ STDLIB = set(sys.stdlib_module_names)
 ADDON_ALLOWED = {"bpy", "bpy_extras", "numpy"} | STDLIB
 # Layer of each add-on subpackage (top-level modules are the base, layer 0). A module may import its own
 # subpackage and lower layers; equal layers stay independent of each other.
-ADDON_LAYERS = {"splats": 1, "cameras": 2, "worker": 2, "render": 3, "stylize": 3, "ui": 4}
+ADDON_LAYERS = {"interchange": -1, "splats": 1, "cameras": 2, "worker": 2, "render": 3, "stylize": 3, "ui": 4}
+SHARED = REPO_ROOT / "interchange"
+SHARED_ALLOWED = {"numpy"} | STDLIB
+ENGINE_PACKAGES = ("core", "interchange")
 
 
 def python_files(folder: Path) -> list[Path]:
@@ -92,3 +97,41 @@ def test_the_direction_check_reports_upward_and_sideways_imports(tmp_path: Path)
 def test_engine_never_imports_blender_or_the_addon(source: Path) -> None:
     roots = set(absolute_imports(source))
     assert not roots & {"bpy", "bpy_extras", "blender_addon"}, f"{source.name} imports {sorted(roots)}"
+
+
+@pytest.mark.parametrize("source", python_files(SHARED), ids=lambda p: p.name)
+def test_shared_package_imports_only_numpy_and_the_standard_library(source: Path) -> None:
+    roots = set(absolute_imports(source))
+    assert roots <= SHARED_ALLOWED, f"{source.relative_to(REPO_ROOT)} imports {sorted(roots - SHARED_ALLOWED)}"
+    levels = {node.level for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+              if isinstance(node, ast.ImportFrom) and node.level}
+    assert levels <= {1}, f"{source.name} reaches outside the package"  # the package is flat
+
+
+def test_shared_standard_library_modules_import_without_numpy() -> None:
+    """install.py runs before numpy exists: the modules it imports use the standard library alone."""
+    for name in ("atomic", "user_folder", "errors", "__init__"):
+        assert set(absolute_imports(SHARED / f"{name}.py")) <= STDLIB, name
+
+
+def engine_modules(source: Path) -> list[str]:
+    """Dotted names of the core and interchange modules that source imports (from X import Y: X.Y or X)."""
+    names = []
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.split(".")[0] in ENGINE_PACKAGES:
+            names.append(node.module)
+        elif isinstance(node, ast.Import):
+            names += [a.name for a in node.names if a.name.split(".")[0] in ENGINE_PACKAGES]
+    return names
+
+
+@pytest.mark.parametrize("source", sorted(REPO_ROOT.glob("*.py")) + python_files(REPO_ROOT / "core")
+                         + python_files(REPO_ROOT / "tests") + python_files(REPO_ROOT / "bench"),
+                         ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_imported_engine_modules_exist_in_this_tree(source: Path) -> None:
+    """A module removed from core/ (now in interchange/) must not be imported anywhere: an installed copy of an
+    older engine elsewhere on the path would otherwise answer the import silently."""
+    for name in engine_modules(source):
+        path = REPO_ROOT.joinpath(*name.split("."))
+        assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), \
+            f"{source.relative_to(REPO_ROOT)} imports {name}, which this tree does not have"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.demo import demo_scene
-from core.ply import read_ply, write_ply
+from interchange import protocol
+from interchange.ply import read_ply, write_ply
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +50,8 @@ def test_json_progress_is_one_object_per_line(demo_run):
     assert [e["iteration"] for e in events if e["event"] == "preview"] == [2, 4]
     assert (out / "preview.png").is_file()
     assert events[-1]["ply"] == str(out / "stylized.ply")
+    assert all(protocol.missing_fields(e) == [] for e in events), "every event carries its protocol fields"
+    assert {e["event"] for e in events} <= set(protocol.EVENTS) and proc.returncode == protocol.EXIT_DONE
 
 
 def test_real_scene_with_cameras_beside_it(tmp_path, shared_data):

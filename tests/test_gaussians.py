@@ -9,7 +9,7 @@ import torch
 from numpy.lib import recfunctions
 
 from core.gaussians import Gaussians
-from core.ply import SplatData, make_splat_data, read_ply, write_ply
+from interchange.ply import SplatData, make_splat_data, read_ply, write_ply
 
 
 def hand_made_scene(count: int = 5, degree: int = 2) -> SplatData:
@@ -27,7 +27,7 @@ def hand_made_scene(count: int = 5, degree: int = 2) -> SplatData:
     table = recfunctions.append_fields(data.vertices, "id", np.arange(count, dtype="<u4"), usemask=False)
     for i in range(3 * coefficients):
         table[f"f_rest_{i}"] = 1000.0 * rows[:, 0] + i
-    return SplatData(table)
+    return SplatData.from_table(table)
 
 
 def test_sh_is_coefficient_major_with_channels_last() -> None:

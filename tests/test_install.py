@@ -32,3 +32,19 @@ def test_addon_zip_holds_the_package_without_caches(tmp_path):
     assert "sos_stylizer/__init__.py" in names and "sos_stylizer/blender_manifest.toml" in names
     assert all(name.startswith("sos_stylizer/") for name in names)
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+
+
+def test_addon_zip_bundles_the_shared_package_as_its_subpackage(tmp_path):
+    """The add-on imports interchange relatively, so the zip must carry every one of its modules, unchanged."""
+    archive = zipfile.ZipFile(install.build_addon_zip(tmp_path))
+    shared = sorted(p.relative_to(install.SHARED_SOURCE).as_posix() for p in install.SHARED_SOURCE.glob("*.py"))
+    assert "ply.py" in shared and "protocol.py" in shared
+    for name in shared:
+        assert archive.read(f"sos_stylizer/interchange/{name}") == (install.SHARED_SOURCE / name).read_bytes()
+    assert "sos_stylizer/splats/objects.py" in archive.namelist()
+
+
+def test_engine_package_ships_the_shared_package_and_not_plyfile():
+    text = (install.ROOT / "pyproject.toml").read_text()
+    assert 'packages = ["core", "interchange"]' in text and "plyfile" not in text
+    assert not any("plyfile" in package for package in install.RUNTIME_PACKAGES)

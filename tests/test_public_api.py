@@ -22,7 +22,8 @@ def test_import_core_does_not_load_torch():
 
 def test_public_names_resolve_to_their_implementations():
     import core
-    from core import cameras, errors, gaussians, images, ply
+    from core import cameras, errors, gaussians, images
+    from interchange import ply
     from core import stylize as stylize_function
     from core.render import render
     from core.stylize import StylizeResult, StylizeSettings, render_views, stylize

@@ -11,13 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from core import raster_torch
-from core.cameras import load_cameras, look_at_rotation, viewmat_from_pose
+from core.cameras import load_cameras
 from core.errors import InputError
 from core.gaussians import Gaussians
-from core.ply import read_ply
 from core.raster_torch import project_gaussians, quat_scale_to_covar, rasterize_torch
 from core.render import available_backends, pick_backend, render
 from core.sh import C0, dc_to_rgb, eval_sh, rgb_to_dc
+from interchange.cameras import look_at_rotation, viewmat_from_pose
+from interchange.ply import read_ply
 
 THRESHOLD = 1.0 / 255.0
 BACKGROUND = torch.tensor([0.1, 0.2, 0.3])

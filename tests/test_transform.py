@@ -1,13 +1,18 @@
-"""Object transforms applied to Gaussians: means, covariances and SH colours move with the object."""
+"""Object transforms applied to Gaussians in torch (the renderer's fast path): means, covariances and SH colours
+move with the object, and agree with interchange.transform's reference on every kind of transform."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from core.errors import InputError
 from core.gaussians import Gaussians
 from core.sh import eval_sh
-from core.transform import matrix_to_quat, quat_to_matrix, sh_rotation, transform_gaussians
+from core.raster_torch import quat_to_rotmat
+from core.transform import matrix_to_quat, transform_gaussians
+from interchange.transform import check_transform, transform_arrays
 
 
 def random_gaussians(n=50, degree=3, seed=0) -> Gaussians:
@@ -32,13 +37,13 @@ def affine(linear, offset=(0.3, -1.0, 2.0)) -> torch.Tensor:
 
 
 def covariance(g: Gaussians) -> torch.Tensor:
-    r = quat_to_matrix(g.quats.double())
+    r = quat_to_rotmat(g.quats.double())
     return r @ torch.diag_embed(torch.exp(2 * g.log_scales.double())) @ r.transpose(-1, -2)
 
 
 def test_quaternion_matrix_round_trip():
     q = torch.nn.functional.normalize(torch.randn(200, 4, dtype=torch.float64), dim=1)
-    back = matrix_to_quat(quat_to_matrix(q))
+    back = matrix_to_quat(quat_to_rotmat(q))
     assert torch.allclose(back * torch.sign(back[:, :1]), q * torch.sign(q[:, :1]), atol=1e-10)
 
 
@@ -51,13 +56,6 @@ def test_rotated_sh_colour_equals_original_colour_seen_from_rotated_direction(de
     world = eval_sh(degree, moved.sh, dirs)
     local = eval_sh(degree, g.sh, dirs @ r.float())  # Rᵀ d for each row d
     assert torch.allclose(world, local, atol=1e-4)
-
-
-def test_sh_rotation_is_orthogonal_and_composes():
-    a, b = rotation_matrix((1, 0, 0), 0.7), rotation_matrix((0, 1, 1), -1.1)
-    ma, mb, mab = (sh_rotation(r.float(), 3).double() for r in (a, b, a @ b))
-    assert torch.allclose(ma @ ma.T, torch.eye(16, dtype=torch.float64), atol=1e-5)
-    assert torch.allclose(ma @ mb, mab, atol=1e-5)
 
 
 def test_similarity_transform_moves_means_and_covariances():
@@ -78,8 +76,49 @@ def test_non_uniform_scale_gives_the_affine_covariance():
     assert torch.allclose(covariance(moved), expected, rtol=1e-3, atol=1e-8)
 
 
-def test_identity_returns_the_same_gaussians_and_mirrors_are_refused():
+MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+TRANSFORMS = {
+    "rotation": lambda: rotation_matrix((0.2, 1.0, -0.4), 0.9),
+    "uniform scale": lambda: 0.4 * rotation_matrix((1, 2, 3), 0.5),
+    "mirror": lambda: rotation_matrix((0, 1, 1), 0.3) @ MIRROR,
+    "scaled mirror": lambda: 2.0 * MIRROR,
+    "non-uniform scale": lambda: rotation_matrix((0, 0, 1), 0.4) @ torch.diag(torch.tensor([1.0, 3.0, 0.5],
+                                                                                          dtype=torch.float64)),
+    "shear": lambda: torch.tensor([[1.0, 0.6, 0.0], [0.0, 1.0, 0.2], [0.1, 0.0, 0.8]], dtype=torch.float64),
+    "non-uniform mirror": lambda: torch.diag(torch.tensor([1.5, -0.5, 1.0], dtype=torch.float64)),
+}
+
+
+@pytest.mark.parametrize("kind", TRANSFORMS)
+@pytest.mark.parametrize("degree", [0, 1, 3, 4])
+def test_fast_path_agrees_with_the_interchange_reference(kind: str, degree: int):
+    g = random_gaussians(n=40, degree=degree, seed=3)
+    matrix = affine(TRANSFORMS[kind]())
+    moved = transform_gaussians(g, matrix)
+    means, quats, log_scales, sh = transform_arrays(check_transform(matrix.double().numpy(), "object"),
+                                                    *(t.double().numpy() for t in (g.means, g.quats, g.log_scales,
+                                                                                     g.sh)))
+    reference = Gaussians(*(torch.from_numpy(a) for a in (means, quats, log_scales, np.zeros(len(means)), sh)))
+    torch.testing.assert_close(moved.means.double(), reference.means, rtol=1e-5, atol=1e-5)
+    # quats and log scales are float32 in the fast path: compare each covariance relative to its size
+    error = (covariance(moved) - covariance(reference)).abs().amax(dim=(-2, -1))
+    assert (error <= 1e-5 * covariance(reference).abs().amax(dim=(-2, -1))).all()
+    torch.testing.assert_close(moved.sh.double(), reference.sh, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("degree", [1, 3, 4])
+def test_mirrored_sh_colour_equals_original_colour_seen_from_mirrored_direction(degree):
+    g = random_gaussians(degree=degree)
+    mirror = rotation_matrix((0, 1, 1), 0.3) @ MIRROR
+    moved = transform_gaussians(g, affine(mirror))
+    dirs = torch.nn.functional.normalize(torch.randn(g.count, 3), dim=1)
+    world = eval_sh(degree, moved.sh, dirs)
+    local = eval_sh(degree, g.sh, dirs @ mirror.float())  # Mᵀ d = M⁻¹ d for each row d
+    assert torch.allclose(world, local, atol=1e-4)
+
+
+def test_identity_returns_the_same_gaussians_and_singular_transforms_are_refused_naming_the_object():
     g = random_gaussians()
     assert transform_gaussians(g, torch.eye(4)) is g
-    with pytest.raises(ValueError, match="mirror"):
-        transform_gaussians(g, affine(torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))))
+    with pytest.raises(InputError, match="^Splat: the object transform is singular"):
+        transform_gaussians(g, affine(torch.diag(torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64))), "Splat")

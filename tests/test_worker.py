@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import core
 from core.cameras import orbit_cameras
 from core.demo import demo_scene
 from core.gaussians import Gaussians
-from core.ply import write_ply
 from core.render import render
+from interchange.ply import write_ply
+from interchange.protocol import CHECK_FIELDS, PROTOCOL_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +28,8 @@ def test_check_reports_torch_device_and_weights():
     assert info["cuda"] == torch.cuda.is_available()
     assert info["vgg_weights"] and Path(info["vgg_weights"]).is_file()
     assert info["renderer"] in ("gsplat", "torch")
+    assert (info["engine_version"], info["protocol"]) == (core.__version__, PROTOCOL_VERSION)
+    assert set(CHECK_FIELDS) <= set(info)
 
 
 def test_serve_renders_views_and_survives_bad_requests(tmp_path):
@@ -46,7 +50,7 @@ def test_serve_renders_views_and_survives_bad_requests(tmp_path):
                           input=stdin, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert lines[0]["event"] == "ready" and lines[0]["device"] == "cpu"
+    assert lines[0]["event"] == "ready" and lines[0]["device"] == "cpu" and lines[0]["protocol"] == PROTOCOL_VERSION
     replies = {r["id"]: r for r in lines[1:] if r.get("id") is not None}
     assert replies[1]["ok"] and replies[4]["ok"]
     assert not replies[2]["ok"] and "missing.ply" in replies[2]["error"]

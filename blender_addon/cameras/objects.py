@@ -13,36 +13,20 @@ precision, and the values derived from Blender as soon as the camera is edited.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import bpy
 import numpy as np
 
 from ..errors import SplatInputError
+from ..interchange.cameras import CameraRecord, parse_record, record_to_json
 from ..splats.objects import SPLAT_KEY
-from .cameras_json import CameraRecord, parse_record, record_to_json
 from .pinhole import (BlenderIntrinsics, blender_intrinsics, blender_matrix_from_opencv, intrinsics_matrix,
-                          opencv_pose_from_blender, render_size)
+                      opencv_pose_from_blender, render_size)
 
 CAMERA_KEY = "gaussian_splat_camera"
 FRAME_KEY = "gaussian_splat_frame"
 MATCH_TOLERANCE = 1e-5  # relative; 32-bit floats hold about 6e-8
 CLIP_START, CLIP_END = 0.01, 1000.0
-
-
-def find_cameras_file(ply_path: Path) -> Path | None:
-    """cameras.json for a PLY: in its folder, else the one *cameras*.json there, else cameras.json one or two
-    folders up (3DGS writes <out>/cameras.json beside <out>/point_cloud/iteration_N/point_cloud.ply)."""
-    folder = ply_path.parent
-    if (folder / "cameras.json").is_file():
-        return folder / "cameras.json"
-    candidates = sorted(p for p in folder.glob("*cameras*.json") if p.is_file())
-    if len(candidates) == 1:
-        return candidates[0]
-    for parent in (folder.parent, folder.parent.parent):
-        if (parent / "cameras.json").is_file():
-            return parent / "cameras.json"
-    return None
 
 
 def to_blender_matrix(matrix: np.ndarray) -> list[list[float]]:
@@ -98,7 +82,7 @@ def stored_record(obj: bpy.types.Object) -> CameraRecord | None:
         entry = json.loads(text)
     except ValueError as error:
         raise SplatInputError(f"{obj.name}: custom property {CAMERA_KEY!r} is not valid JSON ({error})") from error
-    return parse_record(entry, 0, f"{obj.name}: custom property {CAMERA_KEY!r}")
+    return parse_record(entry, 0, f"{obj.name}: custom property {CAMERA_KEY!r}: ")
 
 
 def frame_object(obj: bpy.types.Object) -> bpy.types.Object | None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SplatInputError
+from ..interchange.cameras import viewmat_from_pose
+from ..interchange.rotations import nearest_rotation
 
 BLENDER_TO_OPENCV_AXES = np.diag([1.0, -1.0, -1.0])
 IMPORT_SENSOR_WIDTH = 36.0
@@ -72,15 +74,6 @@ def blender_intrinsics(fx: float, fy: float, cx: float, cy: float, width: int, h
         width=width, height=height, pixel_aspect_x=aspect_x, pixel_aspect_y=aspect_y)
 
 
-def rotation_part(matrix: np.ndarray) -> np.ndarray:
-    """The rotation nearest to a 3x3 matrix (polar decomposition): drops scale from object matrices."""
-    u, _, vt = np.linalg.svd(matrix)
-    rotation = u @ vt
-    if np.linalg.det(rotation) < 0:
-        rotation = u @ np.diag([1.0, 1.0, -1.0]) @ vt
-    return rotation
-
-
 def blender_matrix_from_opencv(rotation: np.ndarray, position: np.ndarray) -> np.ndarray:
     """Blender camera matrix (4x4) from a camera-to-world rotation in OpenCV axes and a camera centre."""
     matrix = np.eye(4)
@@ -92,15 +85,7 @@ def blender_matrix_from_opencv(rotation: np.ndarray, position: np.ndarray) -> np
 def opencv_pose_from_blender(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(camera-to-world rotation in OpenCV axes, camera centre) from a Blender camera matrix, scale removed."""
     matrix = np.asarray(matrix, float)
-    return rotation_part(matrix[:3, :3]) @ BLENDER_TO_OPENCV_AXES, matrix[:3, 3].copy()
-
-
-def viewmat_from_pose(rotation: np.ndarray, position: np.ndarray) -> np.ndarray:
-    """World-to-camera 4x4 (gsplat's viewmat) from a camera-to-world rotation and a centre."""
-    viewmat = np.eye(4)
-    viewmat[:3, :3] = np.asarray(rotation).T
-    viewmat[:3, 3] = -viewmat[:3, :3] @ np.asarray(position)
-    return viewmat
+    return nearest_rotation(matrix[:3, :3]) @ BLENDER_TO_OPENCV_AXES, matrix[:3, 3].copy()
 
 
 def render_size(render) -> tuple[int, int]:
@@ -128,7 +113,7 @@ def blender_camera_to_opencv(cam_obj, scene,
         raise SplatInputError(f"{cam_obj.name}: not a perspective camera")
     intrinsics = scene_intrinsics(cam_obj.data, scene.render)
     rotation, position = opencv_pose_from_blender(np.array(cam_obj.matrix_world))
-    viewmat = viewmat_from_pose(rotation, position)
+    viewmat = viewmat_from_pose(position, rotation)
     if frame is not None:
         viewmat = viewmat @ np.asarray(frame, float)
     return viewmat, intrinsics_matrix(intrinsics), intrinsics.width, intrinsics.height

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import bpy
 
+from ..interchange.ply import write_columns
 from ..splats.objects import read_raw_columns, stored_header
-from ..splats.ply_format import write_splat_ply
 
 MAX_FILES = 8
 
@@ -34,7 +34,7 @@ def cached_ply(obj: bpy.types.Object) -> Path:
         digest.update(columns[name].tobytes())
     path = cache_dir() / f"{digest.hexdigest()}.ply"
     if not path.is_file():
-        write_splat_ply(path, header, columns)
+        write_columns(path, header, columns)
     return path
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic_file import write_atomically
+from ..interchange.atomic import write_atomically
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

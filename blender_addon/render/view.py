@@ -77,8 +77,8 @@ def render_view(objects: list[tuple[bpy.types.Object, np.ndarray]], view: View, 
         return empty_image(view, background), None
     plys = [cached_ply(obj) for obj, _ in objects]
     out = cache_dir() / f"view_{uuid.uuid4().hex}.npy"
-    payload = {"cmd": "render", "objects": [{"ply": str(path), "matrix": matrix.ravel().tolist()}
-                                            for path, (_, matrix) in zip(plys, objects)],
+    payload = {"cmd": "render", "objects": [{"ply": str(path), "matrix": matrix.ravel().tolist(), "name": obj.name}
+                                            for path, (obj, matrix) in zip(plys, objects)],
                "viewmat": view.viewmat.ravel().tolist(), "K": view.K.ravel().tolist(), "width": view.width,
                "height": view.height, "background": background, "out": str(out)}
     try:

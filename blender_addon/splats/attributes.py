@@ -14,14 +14,25 @@ from collections.abc import Mapping
 
 import numpy as np
 
-C0 = 0.28209479177387814
+from ..errors import SplatInputError
+from ..interchange.sh import dc_to_rgb
+
 DISPLAY_ATTRIBUTES = ("opacity", "scale", "rotation", "color")
 RESERVED_NAMES = frozenset(DISPLAY_ATTRIBUTES) | {"position"}
+MAX_NAME_LENGTH = 59  # Blender attribute names hold 63 characters; a stored name may gain a "ply_" prefix
 
 
 def attribute_name(ply_name: str) -> str:
     """The Blender attribute holding a raw PLY property."""
     return f"ply_{ply_name}" if ply_name in RESERVED_NAMES or ply_name.startswith("ply_") else ply_name
+
+
+def check_attribute_names(names: list[str], source: object) -> None:
+    """Every PLY property must fit a Blender attribute name (Blender's limit, not the file format's)."""
+    for name in names:
+        if len(name) > MAX_NAME_LENGTH:
+            raise SplatInputError(f"{source}: vertex property name {name[:20]!r}... is longer than "
+                                  f"{MAX_NAME_LENGTH} characters")
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -38,7 +49,7 @@ def unit_quaternions(wxyz: np.ndarray) -> np.ndarray:
 
 def dc_colors(f_dc: np.ndarray) -> np.ndarray:
     """Degree-0 colour of each Gaussian, clamped at 0 like the 3DGS rasterizer."""
-    return np.maximum(0.5 + C0 * f_dc, 0.0).astype(np.float32)
+    return np.maximum(dc_to_rgb(f_dc), 0.0).astype(np.float32)
 
 
 def display_values(raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,5 +1,5 @@
 """Writing a splat object back to a 3DGS PLY: its raw attributes as they are now, optionally with its object
-transform baked in."""
+transform baked in (interchange.transform's rules, the same the renderer applies)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..interchange.ply import write_columns
+from ..interchange.transform import transform_columns
 from .objects import read_raw_columns, stored_header
-from .ply_format import write_splat_ply
-from .transform import transform_columns
 
 
 def export_splat(obj: bpy.types.Object | None, path: Path, apply_transform: bool) -> int:
@@ -21,5 +21,5 @@ def export_splat(obj: bpy.types.Object | None, path: Path, apply_transform: bool
     columns = read_raw_columns(obj)
     if apply_transform:
         columns = transform_columns(columns, np.array(obj.matrix_world), header.sh_degree, obj.name)
-    write_splat_ply(path, header, columns)
+    write_columns(path, header, columns)
     return len(columns["x"])

@@ -15,8 +15,8 @@ import bpy
 import numpy as np
 
 from ..errors import SplatInputError
-from .attributes import attribute_name, display_values
-from .ply_format import POSITION, PlyHeader, SplatPly, parse_header
+from ..interchange.ply import POSITION, PlyHeader, SplatData, parse_header, read_ply
+from .attributes import attribute_name, check_attribute_names, display_values
 
 SPLAT_KEY = "gaussian_splat"
 DISPLAY_TYPES = {"opacity": ("FLOAT", "value"), "scale": ("FLOAT_VECTOR", "vector"),
@@ -28,17 +28,25 @@ def is_splat_object(obj: bpy.types.Object | None) -> bool:
     return obj is not None and obj.type == 'MESH' and SPLAT_KEY in obj.keys()
 
 
-def create_splat_object(ply: SplatPly, name: str, source: Path) -> bpy.types.Object:
+def read_splat_file(path: Path) -> SplatData:
+    """A 3DGS PLY checked for a splat object: interchange's validation, then Blender's attribute-name limit."""
+    data = read_ply(path)
+    check_attribute_names(data.header.names, path)
+    return data
+
+
+def create_splat_object(ply: SplatData, name: str, source: Path) -> bpy.types.Object:
     """A new (unlinked) object holding every Gaussian of ply; the caller links it into a collection."""
+    columns = ply.columns()
     mesh = bpy.data.meshes.new(name)
-    mesh.vertices.add(ply.header.vertex_count)
-    positions = np.stack([ply.columns[n] for n in POSITION], axis=1).astype(np.float32, copy=False)
+    mesh.vertices.add(ply.count)
+    positions = np.stack([columns[n] for n in POSITION], axis=1).astype(np.float32, copy=False)
     mesh.vertices.foreach_set("co", positions.ravel())
     for prop in ply.header.properties:
         if prop.name not in POSITION:
             write_attribute(mesh, attribute_name(prop.name), raw_attribute_type(prop.dtype),
-                            "value", to_attribute_values(ply.columns[prop.name]))
-    write_display_attributes(mesh, display_values(ply.columns))
+                            "value", to_attribute_values(columns[prop.name]))
+    write_display_attributes(mesh, display_values(columns))
     mesh.update()
     obj = bpy.data.objects.new(name, mesh)
     obj[SPLAT_KEY] = {

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from ..interchange.protocol import CANCEL_FILE, EXIT_CANCELLED, EXIT_DONE, EXIT_OUT_OF_MEMORY, job_command
 from ..worker.process import LineProcess
-from .job_folder import ARGS_FILE, CANCEL_FILE
 
 CANCEL_GRACE_S = 5.0
-EXIT_OUT_OF_MEMORY, EXIT_CANCELLED = 3, 130
 
 
 class Phase(Enum):
@@ -65,8 +64,7 @@ class StylizeJob:
         self.preview_count = 0
         self.cancel_deadline: float | None = None
         self.started = time.monotonic()
-        self.process = LineProcess([python, "-m", "core", f"@{ARGS_FILE}", "--json-progress",
-                                    "--cancel-file", CANCEL_FILE], cwd=folder)
+        self.process = LineProcess(job_command(python), cwd=folder)
 
     def advance(self) -> Phase:
         """Take in the process's new events; settle the phase once it has exited."""
@@ -109,7 +107,7 @@ class StylizeJob:
     def settle(self, code: int) -> Phase:
         """The final phase from the exit code and the events seen."""
         kinds = {e["event"] for e in self.events}
-        if code == 0 and "done" in kinds:
+        if code == EXIT_DONE and "done" in kinds:
             return Phase.DONE
         if code == EXIT_CANCELLED or "cancelled" in kinds or self.cancel_deadline is not None:
             return Phase.CANCELLED

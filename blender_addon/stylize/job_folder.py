@@ -20,19 +20,14 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..atomic_file import write_atomically
-from ..cameras.cameras_json import write_cameras
 from ..cameras.objects import camera_record, export_order
 from ..errors import SplatInputError
+from ..interchange.atomic import write_atomically
+from ..interchange.cameras import write_cameras_json
+from ..interchange.protocol import ARGS_FILE, CAMERAS_FILE, OUTPUT_FOLDER, SCENE_FILE, STYLE_STEM
 from ..interchange.settings import StylizeSettings, arguments
 from ..splats.export import export_splat
 
-ARGS_FILE = "args.txt"
-SCENE_FILE = "scene.ply"
-CAMERAS_FILE = "cameras.json"
-STYLE_STEM = "style"
-OUTPUT_FOLDER = "out"
-CANCEL_FILE = "cancel"
 JOB_PREFIX = "job_"
 KEEP_JOBS = 3
 IMAGE_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
@@ -98,7 +93,7 @@ def write_job_cameras(path: Path, splat: bpy.types.Object, cameras: list[bpy.typ
         raise SplatInputError("No cameras to stylize from")
     frame = np.array(splat.matrix_world)
     records = [camera_record(cam, scene, frame, index) for index, cam in enumerate(sorted(cameras, key=export_order))]
-    write_cameras(path, records)
+    write_cameras_json(path, records)
     return len(records)
 
 

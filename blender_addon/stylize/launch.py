@@ -15,7 +15,7 @@ from ..cameras.objects import CAMERA_KEY
 from ..cameras.orbit import ORBIT_KEY, create_orbit_rig, orbit_cameras_of, remove_orbit_rig
 from ..errors import SplatInputError
 from ..splats.objects import is_splat_object
-from ..worker.config import check_worker, effective_device, preferred_device, worker_python
+from ..worker.config import check_worker, effective_device, preferred_device, require_compatible, worker_python
 from .job import JobTarget, StylizeJob
 from .job_folder import jobs_root, new_job_folder, write_job
 
@@ -81,7 +81,9 @@ def start_job(context: bpy.types.Context) -> StylizeJob:
     """Check the worker, write a job folder and start the engine on it."""
     obj = active_splat(context)
     python = worker_python()
-    device, warning = effective_device(preferred_device(), check_worker(python))
+    info = check_worker(python)
+    require_compatible(info)
+    device, warning = effective_device(preferred_device(), info)
     folder = new_job_folder(jobs_root())
     created_rig = False
     try:

@@ -12,15 +12,16 @@ import bpy
 import numpy as np
 from bpy_extras import anim_utils
 
-from ..cameras.cameras_json import read_cameras
 from ..cameras.objects import create_camera_objects, to_blender_matrix
-from ..cameras.orbit import data_up, framing_distance, framing_sphere, look_at, new_camera, splat_points
+from ..cameras.orbit import data_up, new_camera, splat_points
 from ..cameras.pinhole import blender_matrix_from_opencv, render_size
+from ..interchange import orbit
+from ..interchange.cameras import look_at_rotation, read_cameras_json
+from ..interchange.protocol import OUTPUT_CAMERAS_FILE, STYLIZED_FILE
 from ..outliner import new_collection
 from ..splats.display_nodes import (DISPLAY_INPUTS, add_display_modifier, display_modifier, get_display_input,
                                     set_display_input)
-from ..splats.objects import create_splat_object
-from ..splats.ply_format import read_splat_ply
+from ..splats.objects import create_splat_object, read_splat_file
 
 STYLIZED_SUFFIX = " (stylized)"
 RESULT_KEY = "sos_stylized_from"
@@ -78,7 +79,7 @@ def add_turntable(obj: bpy.types.Object, up: np.ndarray, scene: bpy.types.Scene,
                   collection: bpy.types.Collection) -> list[bpy.types.Object]:
     """An empty at the scene's centre, turning about `up` (data coordinates) over the frame range, carrying a
     camera."""
-    centre, radius = framing_sphere(*splat_points(obj))
+    centre, radius = orbit.framing_sphere(*splat_points(obj))
     side = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 0.0, 1.0])
     side /= np.linalg.norm(side)
     frame = np.eye(4)
@@ -93,9 +94,9 @@ def add_turntable(obj: bpy.types.Object, up: np.ndarray, scene: bpy.types.Scene,
     collection.objects.link(pivot)
     spin(pivot, scene)
     elevation = math.radians(TURNTABLE_ELEVATION_DEG)
-    distance = framing_distance(radius, *render_size(scene.render))
+    distance = orbit.framing_distance(radius, *render_size(scene.render))
     position = distance * np.array([math.cos(elevation), 0.0, math.sin(elevation)])
-    matrix = blender_matrix_from_opencv(look_at(position, np.zeros(3), np.array([0.0, 0.0, 1.0])), position)
+    matrix = blender_matrix_from_opencv(look_at_rotation(position, np.zeros(3), np.array([0.0, 0.0, 1.0])), position)
     return [pivot, new_camera(f"{obj.name} Turntable Camera", pivot, matrix, collection)]
 
 
@@ -135,9 +136,9 @@ def make_active(obj: bpy.types.Object, scene: bpy.types.Scene) -> None:
 
 def import_result(output: Path, source: bpy.types.Object, scene: bpy.types.Scene) -> bpy.types.Object:
     """Create '<name> (stylized)' from output/stylized.ply with its render and turntable cameras."""
-    ply_path = output / "stylized.ply"
-    ply = read_splat_ply(ply_path)
-    records = read_cameras(output / "cameras.json")
+    ply_path = output / STYLIZED_FILE
+    ply = read_splat_file(ply_path)
+    records = read_cameras_json(output / OUTPUT_CAMERAS_FILE)
     created: list[bpy.types.ID] = []
     try:
         obj = create_splat_object(ply, source.name + STYLIZED_SUFFIX, ply_path)

@@ -6,9 +6,9 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
-from ..cameras.cameras_json import write_cameras
 from ..cameras.objects import export_records
 from ..errors import SplatInputError, run_reported
+from ..interchange.cameras import write_cameras_json
 from ..splats.export import export_splat
 
 CAMERA_FRAMES = [
@@ -77,7 +77,7 @@ class EXPORT_SCENE_OT_gaussian_splat_cameras(bpy.types.Operator, ExportHelper):
             cameras = scene_cameras(context, self.collection)
             if not cameras:
                 raise SplatInputError(f"no cameras to export in {self.collection or 'the scene'}")
-            write_cameras(path, export_records(cameras, context.scene, self.frame == 'WORLD'))
+            write_cameras_json(path, export_records(cameras, context.scene, self.frame == 'WORLD'))
             return f"Exported {len(cameras)} cameras to {path.name}"
 
         return run_reported(self, export, path)

@@ -9,13 +9,13 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from ..cameras.cameras_json import CameraRecord, read_cameras
-from ..cameras.objects import FRAME_KEY, create_camera_objects, find_cameras_file, use_camera
+from ..cameras.objects import FRAME_KEY, create_camera_objects, use_camera
 from ..errors import SplatInputError
+from ..interchange.cameras import CameraRecord, find_cameras_file, read_cameras_json
+from ..interchange.ply import SplatData
 from ..outliner import new_collection
 from ..splats.display_nodes import DISPLAY_INPUTS, add_display_modifier
-from ..splats.objects import create_splat_object, is_splat_object
-from ..splats.ply_format import SplatPly, read_splat_ply
+from ..splats.objects import create_splat_object, is_splat_object, read_splat_file
 from ..splats.up_axis import UP_AXIS_ITEMS, up_axis_rotation
 
 DISPLAY_MODES = [
@@ -74,9 +74,9 @@ class IMPORT_SCENE_OT_gaussian_splat(bpy.types.Operator, ImportHelper):
     def execute(self, context: bpy.types.Context) -> set[str]:
         path = Path(bpy.path.abspath(self.filepath))
         try:
-            ply = read_splat_ply(path)
+            ply = read_splat_file(path)
             cameras_path = find_cameras_file(path) if self.import_cameras else None
-            records = read_cameras(cameras_path) if cameras_path else []
+            records = read_cameras_json(cameras_path) if cameras_path else []
         except SplatInputError as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
@@ -85,7 +85,7 @@ class IMPORT_SCENE_OT_gaussian_splat(bpy.types.Operator, ImportHelper):
                               f" and {len(records)} cameras from {path.name}")
         return {'FINISHED'}
 
-    def create_scene(self, context: bpy.types.Context, ply: SplatPly, path: Path,
+    def create_scene(self, context: bpy.types.Context, ply: SplatData, path: Path,
                      records: list[CameraRecord]) -> bpy.types.Object:
         """The '<scene>' collection with the splat object, its display, and its cameras."""
         name = scene_name(path)
@@ -115,7 +115,7 @@ class IMPORT_SCENE_OT_gaussian_splat_cameras(bpy.types.Operator, ImportHelper):
     def execute(self, context: bpy.types.Context) -> set[str]:
         path = Path(bpy.path.abspath(self.filepath))
         try:
-            records = read_cameras(path)
+            records = read_cameras_json(path)
         except SplatInputError as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}

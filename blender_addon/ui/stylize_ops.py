@@ -9,7 +9,7 @@ from ..cameras.orbit import create_orbit_rig
 from ..errors import SplatInputError, run_reported
 from ..stylize import session as stylize_session
 from ..stylize.launch import active_splat, export_job, start_job
-from ..worker.config import check_problems, check_worker, describe_check, worker_python
+from ..worker.config import check_problems, check_worker, describe_check, require_compatible, worker_python
 
 
 class SOS_OT_stylize(bpy.types.Operator):
@@ -117,7 +117,7 @@ class SOS_OT_export_job(bpy.types.Operator):
 
 
 class SOS_OT_check_worker(bpy.types.Operator):
-    """Check the worker's Python: torch, CUDA GPU, gsplat and the VGG-19 weights"""
+    """Check the worker's Python: engine and protocol versions, torch, CUDA GPU, gsplat and the VGG-19 weights"""
 
     bl_idname = "sos.check_worker"
     bl_label = "Check Worker"
@@ -126,10 +126,11 @@ class SOS_OT_check_worker(bpy.types.Operator):
         try:
             python = worker_python()
             info = check_worker(python, refresh=True)
+            self.report({'INFO'}, f"Worker {python}: {describe_check(info)}")
+            require_compatible(info)
         except SplatInputError as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
-        self.report({'INFO'}, f"Worker {python}: {describe_check(info)}")
         for problem in check_problems(info):
             self.report({'WARNING'}, problem)
         return {'FINISHED'}

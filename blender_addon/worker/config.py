@@ -10,18 +10,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import bpy
 
 from ..errors import SplatInputError
+from ..interchange.protocol import PROTOCOL_VERSION, worker_command
+from ..interchange.user_folder import PYTHON_ENV_VAR, SETTINGS_FILE, default_venv, user_data_dir, venv_python
 
-ENV_VAR = "SOS_STYLIZER_PYTHON"
-SETTINGS_FILE = "sos_worker.json"
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # the add-on's module: its preferences are stored under it
 ADDON_FOLDER = Path(__file__).resolve().parents[1]
 INSTALL_HINT = "set the worker Python in the add-on preferences, or run python install.py"
+UPDATE_HINT = "run python install.py again from the sos-stylizer folder this add-on came from"
 CHECK_TIMEOUT_S = 180
 _CHECKS: dict[tuple[str, int], dict] = {}
 
@@ -30,24 +30,6 @@ def addon_preferences() -> bpy.types.AddonPreferences | None:
     """This add-on's preferences, or None where it is not enabled (e.g. imported by a script)."""
     addon = bpy.context.preferences.addons.get(ADDON_PACKAGE)
     return addon.preferences if addon is not None else None
-
-
-def user_data_dir() -> Path:
-    """The per-user sos-stylizer folder, as install.py places it (a twin of install.user_data_dir: the zip
-    holds no install.py)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "sos-stylizer"
-
-
-def default_venv_python() -> Path:
-    """install.py's default worker environment."""
-    venv = user_data_dir() / "venv"
-    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
 def settings_file_python() -> tuple[str, str] | None:
@@ -68,13 +50,14 @@ def configured_python() -> tuple[str, str]:
     prefs = addon_preferences()
     if prefs is not None and prefs.worker_python:
         return bpy.path.abspath(prefs.worker_python), "the add-on preferences"
-    if os.environ.get(ENV_VAR):
-        return os.environ[ENV_VAR], ENV_VAR
+    if os.environ.get(PYTHON_ENV_VAR):
+        return os.environ[PYTHON_ENV_VAR], PYTHON_ENV_VAR
     from_file = settings_file_python()
     if from_file is not None:
         return from_file
-    if default_venv_python().is_file():
-        return str(default_venv_python()), "install.py's default environment"
+    default = venv_python(default_venv())
+    if default.is_file():
+        return str(default), "install.py's default environment"
     raise SplatInputError(f"No worker Python is configured: {INSTALL_HINT}")
 
 
@@ -125,7 +108,7 @@ def check_worker(python: str, refresh: bool = False) -> dict:
 def run_check(python: str) -> dict:
     """Run the worker's self-check; a failure names what is missing and how to fix it."""
     try:
-        done = subprocess.run([python, "-m", "core.worker", "--check"], capture_output=True, text=True,
+        done = subprocess.run(worker_command(python, "--check"), capture_output=True, text=True,
                               timeout=CHECK_TIMEOUT_S, env=worker_environment(), creationflags=process_flags())
     except OSError as error:
         raise SplatInputError(f"Cannot run the worker Python {python}: {error.strerror or error}; "
@@ -149,15 +132,42 @@ def last_line(text: str) -> str:
 
 
 def describe_check(info: dict) -> str:
-    """One line: Python, torch, device, gsplat."""
+    """One line: engine and protocol versions, Python, torch, device, gsplat."""
     device = f"CUDA GPU {info.get('device')}" if info.get("cuda") else "no CUDA GPU (CPU only)"
     gsplat = f"gsplat {info['gsplat']}" if info.get("gsplat") else "gsplat missing"
-    return f"Python {info.get('python_version')}, torch {info.get('torch')}, {device}, {gsplat}"
+    engine = f"engine {info.get('engine_version', '(version unknown)')}, protocol {worker_protocol(info)}"
+    return f"{engine}, Python {info.get('python_version')}, torch {info.get('torch')}, {device}, {gsplat}"
+
+
+def worker_protocol(info: dict) -> int:
+    """The protocol version a worker reports (its --check or its ready line); 0 for engines from before it did."""
+    protocol = info.get("protocol", 0)
+    return protocol if isinstance(protocol, int) and not isinstance(protocol, bool) else 0
+
+
+def protocol_problem(info: dict) -> str | None:
+    """A plain sentence when the worker's engine speaks another protocol than this add-on, with how to fix it."""
+    theirs = worker_protocol(info)
+    engine = f"engine {info['engine_version']}" if info.get("engine_version") else "engine"
+    if theirs < PROTOCOL_VERSION:
+        return (f"The worker's {engine} is older than this add-on (protocol {theirs}, the add-on needs "
+                f"{PROTOCOL_VERSION}): update the worker: {UPDATE_HINT}")
+    if theirs > PROTOCOL_VERSION:
+        return (f"The worker's {engine} is newer than this add-on (protocol {theirs}, the add-on speaks "
+                f"{PROTOCOL_VERSION}): update the add-on: {UPDATE_HINT} (with --blender)")
+    return None
+
+
+def require_compatible(info: dict) -> None:
+    """Refuse to work with a worker that speaks another protocol (SplatInputError with the fix)."""
+    problem = protocol_problem(info)
+    if problem is not None:
+        raise SplatInputError(problem)
 
 
 def check_problems(info: dict) -> list[str]:
-    """What the worker lacks, each with its fix."""
-    problems = []
+    """What the worker lacks, each with its fix (a protocol mismatch first)."""
+    problems = [problem] if (problem := protocol_problem(info)) else []
     if not info.get("vgg_weights"):
         problems.append(f"{info.get('vgg_error', 'VGG-19 weights missing')}; run python install.py")
     if info.get("cuda") and not info.get("gsplat"):

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 
 from ..errors import SplatInputError
-from .config import INSTALL_HINT
+from ..interchange.protocol import READY_EVENT, worker_command
+from .config import INSTALL_HINT, protocol_problem
 from .process import LineProcess
 
 START_TIMEOUT_S = 300.0
@@ -27,9 +28,13 @@ class RenderWorker:
 
     def __init__(self, python: str, device: str, should_stop: Callable[[], bool]):
         self.key = (python, device)
-        self.process = LineProcess([python, "-m", "core.worker", "--serve", "--device", device], with_stdin=True)
+        self.process = LineProcess(worker_command(python, "--serve", "--device", device), with_stdin=True)
         self.ids = itertools.count(1)
-        ready = self.read_reply(lambda reply: reply.get("event") == "ready", START_TIMEOUT_S, should_stop)
+        ready = self.read_reply(lambda reply: reply.get("event") == READY_EVENT, START_TIMEOUT_S, should_stop)
+        problem = protocol_problem(ready)
+        if problem is not None:
+            self.close()
+            raise SplatInputError(problem)
         self.device = ready.get("device", device)
         self.warning: str | None = ready.get("warning")
         if self.warning is None and device != "cpu" and self.device == "cpu":

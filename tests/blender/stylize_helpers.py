@@ -1,6 +1,7 @@
 """Helpers for the Stylize and render-engine tests: small scenes made with the engine, the CPU worker
 (this test Python), and reading what the add-on left in the scene."""
 
+import json
 import stat
 import sys
 import textwrap
@@ -12,7 +13,8 @@ import numpy as np
 from core.cameras import orbit_cameras, save_cameras_json
 from core.demo import demo_scene, demo_style
 from core.images import save_png
-from core.ply import write_ply
+from interchange.ply import write_ply
+from interchange.protocol import PROTOCOL_VERSION
 
 SCENE_NAME = "tiny"
 
@@ -84,10 +86,14 @@ def assert_unchanged(before: dict, obj: bpy.types.Object) -> None:
             assert after[key] == value, key
 
 
-def fake_worker(path: Path, body: str) -> Path:
-    """An executable 'worker Python' that answers --check like the engine and otherwise runs body."""
-    check = ('{"python": "fake", "python_version": "3", "torch": "fake", "cuda": false, "device": "cpu", '
-             '"gsplat": null, "vgg_weights": "fake", "renderer": "torch"}')
+def fake_worker(path: Path, body: str, protocol: int | None = PROTOCOL_VERSION) -> Path:
+    """An executable 'worker Python' that answers --check like the engine (speaking ``protocol``; None: like an
+    engine from before versions were reported) and otherwise runs body."""
+    check = {"python": "fake", "python_version": "3", "torch": "fake", "cuda": False, "device": "cpu",
+             "gsplat": None, "vgg_weights": "fake", "renderer": "torch"}
+    if protocol is not None:
+        check.update(engine_version="9.9.9", protocol=protocol)
+    check = json.dumps(check)
     path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(f"""\
         import json, sys
         if "--check" in sys.argv:

@@ -123,7 +123,7 @@ def test_blender_camera_settings_to_opencv(addon, fit: str, resolution, aspect) 
     rng = np.random.default_rng(1)
     depth = rng.uniform(2, 10, 200)
     local = np.stack([rng.uniform(-0.4, 0.4, 200) * depth, rng.uniform(-0.4, 0.4, 200) * depth, -depth], axis=1)
-    rotation = addon.cameras.pinhole.rotation_part(np.array(camera.matrix_world)[:3, :3])
+    rotation = addon.interchange.rotations.nearest_rotation(np.array(camera.matrix_world)[:3, :3])
     world = local @ rotation.T + np.array(camera.matrix_world)[:3, 3]
     viewmat, k, width, height = addon.cameras.pinhole.blender_camera_to_opencv(camera, scene)
     assert (width, height) == (resolution[0] // 2, resolution[1] // 2)

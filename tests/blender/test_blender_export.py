@@ -1,12 +1,19 @@
 """Exporting splat objects: byte-identical when unchanged, edits exported, transforms baked correctly."""
 
+import os
 from pathlib import Path
 
 import bmesh
 import bpy
 import numpy as np
 import pytest
+import torch
 from blender_test_files import C0, covariances, ply_bytes, procedural_columns, read_ply_columns, sh_colour, write_ply
+from stylize_helpers import set_up_stylize
+
+from core.gaussians import Gaussians
+from core.transform import transform_gaussians
+from interchange.ply import read_ply
 
 
 def import_splat(path: Path, **options) -> bpy.types.Object:
@@ -115,12 +122,42 @@ def test_apply_transform_with_non_uniform_scale_at_sh_degree_0(addon, tmp_path: 
     np.testing.assert_allclose(np.linalg.norm(quats, axis=1), 1.0, atol=1e-6)
 
 
-def test_apply_transform_refuses_non_uniform_scale_with_view_dependent_colour(addon, tmp_path: Path) -> None:
-    obj = import_splat(write_ply(tmp_path / "in.ply", procedural_columns(50, 1)))
-    obj.scale = (1.0, 2.0, 1.0)
+@pytest.mark.parametrize("scale", [(1.0, 2.0, 0.6), (-1.0, 1.5, 1.0)])
+def test_apply_transform_with_non_uniform_scale_and_view_dependent_colour(addon, tmp_path: Path, scale) -> None:
+    """Accepted, as the renderer accepts it: covariances exact, SH the closest the file can hold (the same
+    interchange.transform rule the render worker applies, so the export looks like the F12 render)."""
+    columns = procedural_columns(80, 2, seed=5)
+    obj = import_splat(write_ply(tmp_path / "in.ply", columns))
+    obj.scale, obj.rotation_euler = scale, (0.2, 0.5, -0.3)
     bpy.context.view_layer.update()
-    out = tmp_path / "out.ply"
-    with pytest.raises(RuntimeError, match="non-uniform scale or shear.*SH degree 1"):
-        bpy.ops.export_scene.gaussian_splat(filepath=str(out), apply_transform=True)
-    assert not out.exists()
-    assert export_splat(out).read_bytes() == (tmp_path / "in.ply").read_bytes()
+    matrix = np.array(obj.matrix_world)
+    exported = read_ply_columns(export_splat(tmp_path / "out.ply", apply_transform=True))
+    linear = matrix[:3, :3]
+    np.testing.assert_allclose(covariances(exported), linear @ covariances(columns) @ linear.T, rtol=1e-4, atol=1e-10)
+    g = Gaussians.from_splat_data(read_ply(tmp_path / "in.ply"))
+    moved = transform_gaussians(g, torch.tensor(matrix))
+    sh = np.stack([np.stack([exported[f"f_dc_{c}"] for c in range(3)], axis=1)]
+                  + [np.stack([exported[f"f_rest_{c * 8 + k}"] for c in range(3)], axis=1) for k in range(8)], axis=1)
+    np.testing.assert_allclose(sh, moved.sh.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_every_file_the_addon_writes_is_0644_like_any_saved_file(addon, tmp_path: Path) -> None:
+    """Exported PLY and cameras.json, job folders and PNG renders: the usual permissions, not a temporary file's
+    owner-only 0600 (all go through interchange.atomic)."""
+    previous = os.umask(0o022)
+    try:
+        set_up_stylize(tmp_path / "scene")
+        out = tmp_path / "out"
+        out.mkdir()
+        assert bpy.ops.export_scene.gaussian_splat(filepath=str(out / "plain.ply")) == {'FINISHED'}
+        baked = out / "baked.ply"
+        assert bpy.ops.export_scene.gaussian_splat(filepath=str(baked), apply_transform=True) == {'FINISHED'}
+        assert bpy.ops.export_scene.gaussian_splat_cameras(filepath=str(out / "cameras.json")) == {'FINISHED'}
+        addon.render.png.write_png(out / "view.png", np.zeros((2, 3, 4), np.uint8))
+        assert bpy.ops.sos.export_job(directory=str(tmp_path / "job")) == {'FINISHED'}
+    finally:
+        os.umask(previous)
+    files = [p for folder in (out, tmp_path / "job") for p in folder.iterdir() if p.is_file()]
+    assert {p.name for p in files} >= {"plain.ply", "baked.ply", "cameras.json", "view.png", "args.txt", "scene.ply",
+                                       "style.png"}
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: "0o644" for p in files}

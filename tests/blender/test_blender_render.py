@@ -14,8 +14,8 @@ from stylize_helpers import configure, fake_worker, import_scene, positions, wri
 
 from core.cameras import load_cameras
 from core.gaussians import Gaussians
-from core.ply import make_splat_data, read_ply, write_ply
 from core.render import render
+from interchange.ply import make_splat_data, read_ply, write_ply
 
 WORLD_COLOUR = (0.05, 0.1, 0.2)  # scene-linear
 
@@ -98,6 +98,26 @@ def test_f12_matches_the_engines_render_of_the_same_camera(worker_addon, tmp_pat
     assert reference.std() > 0.05  # the scene is in view, not just background
 
 
+@pytest.mark.parametrize("scale", [(-1.0, 1.0, 1.0), (1.0, 1.8, 0.6)], ids=["mirrored", "non-uniform"])
+def test_transformed_object_renders_as_its_baked_export(worker_addon, tmp_path: Path, scale) -> None:
+    """A mirrored or non-uniformly scaled splat (SH degree 1) both exports with Apply Transform and renders with
+    F12, and the two agree: F12 of the object equals the engine's render of the exported PLY."""
+    obj = import_scene(write_scene(tmp_path / "tiny"))
+    obj.scale, obj.rotation_euler, obj.location = scale, (-1.2, 0.3, 0.8), (0.4, -0.3, 0.2)
+    scene = bpy.context.scene
+    set_up_render(scene)
+    add_camera(scene, (2.2, -2.6, 1.4), np.array(obj.matrix_world.translation))
+    bpy.context.view_layer.update()
+    baked = tmp_path / "baked.ply"
+    assert bpy.ops.export_scene.gaussian_splat(filepath=str(baked), apply_transform=True) == {'FINISHED'}
+    linear = render_to(tmp_path / "frame.exr", 'OPEN_EXR')
+    viewmat, k, width, height = worker_addon.cameras.pinhole.blender_camera_to_opencv(scene.camera, scene)
+    reference, _ = engine_render(baked, viewmat, k, width, height, background=srgb(np.array(WORLD_COLOUR)))
+    difference = np.abs(srgb(linear[..., :3]) - reference)
+    assert difference.mean() < 1e-3, difference.mean()
+    assert reference.std() > 0.05
+
+
 def test_silhouette_lands_where_blender_projects_the_points(worker_addon, tmp_path: Path) -> None:
     """Seven small opaque Gaussians, a scaled, rotated, moved object and a shifted camera: alpha is high where
     Blender's world_to_camera_view puts each centre and zero far from all of them."""
@@ -172,18 +192,32 @@ def test_render_cameras_writes_one_png_per_camera_through_one_worker(worker_addo
     assert worker.alive()
 
 
-def test_a_render_worker_that_cannot_start_is_an_error_report(worker_addon, tmp_path: Path) -> None:
+BAD_WORKERS = {
+    "cannot start": ("""
+        print("ModuleNotFoundError: No module named 'torch'", file=sys.stderr)
+        sys.exit(1)
+        """, "render worker stopped: ModuleNotFoundError: No module named 'torch'"),
+    "older than the add-on": ("""
+        print(json.dumps({"event": "ready", "device": "cpu"}), flush=True)  # no protocol: an older engine
+        sys.stdin.readline()
+        """, "worker's engine is older than this add-on .*run python install.py again"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_WORKERS)
+def test_a_render_worker_that_cannot_serve_is_an_error_report(worker_addon, tmp_path: Path, case: str) -> None:
+    """A worker that dies at start, or one of an older release (it says how to update), fails F12 with one line;
+    the scene stays and no worker is left running."""
+    body, message = BAD_WORKERS[case]
     obj = import_scene(write_scene(tmp_path / "tiny"))
     scene = bpy.context.scene
     set_up_render(scene)
     add_camera(scene, (0.3, -2.4, 0.9), np.array(obj.matrix_world.translation))
-    configure(worker_addon, python=str(fake_worker(tmp_path / "broken", """
-        print("ModuleNotFoundError: No module named 'torch'", file=sys.stderr)
-        sys.exit(1)
-        """)))
-    with pytest.raises(RuntimeError, match="render worker stopped: ModuleNotFoundError: No module named 'torch'"):
+    configure(worker_addon, python=str(fake_worker(tmp_path / "worker", body, protocol=None)))
+    with pytest.raises(RuntimeError, match=message):
         bpy.ops.render.render()
     assert obj.name in bpy.data.objects
+    assert worker_addon.worker.render_worker.current_worker() is None
 
 
 def test_the_engine_offers_blenders_output_and_colour_panels(worker_addon) -> None:

@@ -19,6 +19,7 @@ from stylize_helpers import (assert_unchanged, configure, fake_worker, positions
 
 import install
 from core.cameras import load_cameras
+from interchange.protocol import PROTOCOL_VERSION
 
 TIMEOUT_S = 120
 
@@ -193,6 +194,28 @@ def test_missing_worker_python_says_how_to_fix_it(worker_addon, tmp_path: Path, 
     with pytest.raises(RuntimeError, match="No module named 'core'.*run python install.py"):
         bpy.ops.sos.check_worker()
     assert_unchanged(before, obj)
+
+
+@pytest.mark.parametrize("protocol, says", [(None, "older"), (0, "older"), (PROTOCOL_VERSION + 1, "newer")])
+def test_a_worker_of_another_release_is_named_with_how_to_update(worker_addon, tmp_path: Path, protocol,
+                                                                  says: str) -> None:
+    """Check shows the engine and protocol versions; a worker older (or newer) than the add-on is refused, plainly,
+    by Check and by Stylize, with the fix: run install.py again. Nothing in the scene changes."""
+    obj = set_up_stylize(tmp_path)
+    before = snapshot(obj)
+    configure(worker_addon, python=str(fake_worker(tmp_path / "other", "", protocol=protocol)))
+    message = f"The worker's engine.* is {says} than this add-on .*run python install.py again"
+    with pytest.raises(RuntimeError, match=message):
+        bpy.ops.sos.check_worker()
+    with pytest.raises(RuntimeError, match=message):
+        bpy.ops.sos.stylize()
+    assert_unchanged(before, obj)
+    config = worker_addon.worker.config
+    configure(worker_addon, python=str(fake_worker(tmp_path / "same", "")))
+    assert bpy.ops.sos.check_worker() == {'FINISHED'}
+    info = config.cached_check(str(tmp_path / "same"))
+    assert config.describe_check(info).startswith(f"engine 9.9.9, protocol {PROTOCOL_VERSION}, Python 3")
+    assert config.protocol_problem(info) is None
 
 
 def test_worker_python_from_the_environment_and_install_settings(worker_addon, tmp_path: Path,
