@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core import sos
+from core import loss_terms, sos, statistics
+from core.loss_terms import LossWeights
 from core.planner import ScalePlan
 from core.vgg import CONTENT_LAYER, STYLE_LAYERS, load_vgg19
 
@@ -66,12 +67,12 @@ def test_style_pyramid_never_upscales_and_warns():
 
 def test_layer_stats_definition():
     feats = torch.rand(1, 5, 6, 7, dtype=torch.float64) - 0.3
-    stats = sos.layer_stats(feats)
+    stats = statistics.layer_stats(feats)
     flat = feats.reshape(5, 42)
     torch.testing.assert_close(stats.gram, flat @ flat.T / 42)
     torch.testing.assert_close(stats.mean, flat.mean(1))
-    torch.testing.assert_close(stats.std, torch.sqrt(flat.var(1, unbiased=False) + sos.STD_EPS))
-    bf16 = sos.layer_stats(feats.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(stats.std, torch.sqrt(flat.var(1, unbiased=False) + statistics.STD_EPS))
+    bf16 = statistics.layer_stats(feats.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
     assert bf16.gram.dtype == bf16.mean.dtype == bf16.std.dtype == torch.float32
     torch.testing.assert_close(bf16.gram, stats.gram.float(), rtol=0.02, atol=0.01)
 
@@ -81,8 +82,8 @@ def test_identity_style_equals_content_gives_zero_loss(vgg64):
     sizes = sos.pyramid_sizes(64, 96, 32)
     style = sos.build_style_targets(vgg64, image, sizes)
     content = sos.build_content_targets(vgg64, image, sizes)
-    loss, terms = sos.sos_loss(vgg64, image, style, content, sos.LossWeights())
-    other, _ = sos.sos_loss(vgg64, rand(64, 96, 8), style, content, sos.LossWeights())
+    loss, terms = sos.sos_loss(vgg64, image, style, content, LossWeights())
+    other, _ = sos.sos_loss(vgg64, rand(64, 96, 8), style, content, LossWeights())
     assert len(sizes) == 2 and other > 1.0
     assert abs(float(loss)) < 1e-12 * float(other)
     assert all(abs(value) < 1e-12 * float(other) for value in terms.values())
@@ -91,7 +92,7 @@ def test_identity_style_equals_content_gives_zero_loss(vgg64):
 def test_content_term_only_with_content(vgg64):
     style, content = targets(vgg64, 40, 48, 20)
     render = rand(40, 48, 5)
-    weights = sos.LossWeights(content_weight=2.5)
+    weights = LossWeights(content_weight=2.5)
     _, without = sos.sos_loss(vgg64, render, style, None, weights)
     _, with_content = sos.sos_loss(vgg64, render, style, content, weights)
     assert without["content"] == 0.0 and without["total"] == pytest.approx(without["style"], rel=1e-12)
@@ -107,20 +108,20 @@ def test_content_term_only_with_content(vgg64):
 def test_loss_terms_follow_the_formula_and_the_weights(vgg64):
     style, content = targets(vgg64, 40, 48, 40)
     render = rand(40, 48, 5)
-    _, base = sos.sos_loss(vgg64, render, style, content, sos.LossWeights())
+    _, base = sos.sos_loss(vgg64, render, style, content, LossWeights())
     feats = vgg64(render, STYLE_LAYERS)
     expected = {"gram": 0.0, "mean": 0.0, "std": 0.0}
     for layer in STYLE_LAYERS:
         flat = feats[layer][0].flatten(1)
         n, count = flat.shape
         target = style.stats[0][layer]
-        std = torch.sqrt(flat.var(1, unbiased=False) + sos.STD_EPS)
+        std = torch.sqrt(flat.var(1, unbiased=False) + statistics.STD_EPS)
         expected["gram"] += 1e3 / n**2 * torch.mean((flat @ flat.T / count - target.gram) ** 2).item()
         expected["mean"] += 1e4 * torch.mean((flat.mean(1) - target.mean) ** 2).item()
         expected["std"] += 1e4 * torch.mean((std - target.std) ** 2).item()
     for key, value in expected.items():
         assert base[key] == pytest.approx(value, rel=1e-9), key
-    scaled = sos.LossWeights(style_strength=2.0, content_weight=3.0, gram_scale=1e4, mean_weight=5e3, std_weight=1e2)
+    scaled = LossWeights(style_strength=2.0, content_weight=3.0, gram_scale=1e4, mean_weight=5e3, std_weight=1e2)
     _, terms = sos.sos_loss(vgg64, render, style, content, scaled)
     assert terms["gram"] == pytest.approx(2 * 10 * base["gram"], rel=1e-10)
     assert terms["mean"] == pytest.approx(2 * 0.5 * base["mean"], rel=1e-10)
@@ -140,7 +141,7 @@ def test_gradient_matches_finite_differences(vgg64):
     assert len(sizes) == 2
     style = sos.build_style_targets(vgg64, (render + 0.1 * (rand(64, 80, 1) - 0.5)).clamp(0, 1), sizes)
     content = sos.build_content_targets(vgg64, (render + 0.1 * (rand(64, 80, 2) - 0.5)).clamp(0, 1), sizes)
-    weights = sos.LossWeights()
+    weights = LossWeights()
     render.requires_grad_(True)
     loss, _ = sos.sos_loss(vgg64, render, style, content, weights)
     (grad,) = torch.autograd.grad(loss, render)
@@ -160,7 +161,7 @@ def test_gradient_matches_finite_differences(vgg64):
 def test_sos_gradient_equals_autograd_of_sos_loss(vgg64):
     """The closed-form dL/dF route (and a tiled scale) must reproduce autograd of the reference loss."""
     style, content = targets(vgg64, 56, 72, 30)
-    weights = sos.LossWeights(style_strength=0.7, content_weight=3.0)
+    weights = LossWeights(style_strength=0.7, content_weight=3.0)
     render = rand(56, 72, 13).requires_grad_(True)
     loss, terms = sos.sos_loss(vgg64, render, style, content, weights)
     (expected,) = torch.autograd.grad(loss, render)
@@ -181,8 +182,8 @@ def test_channels_last_vgg_gives_the_same_gradient(vgg64):
     fast = load_vgg19(dtype=torch.float64, channels_last=True)
     style, content = targets(vgg64, 40, 48, 20)
     render = rand(40, 48, 9)
-    expected, expected_terms = sos.sos_gradient(vgg64, render, style, content, sos.LossWeights())
-    grad, terms = sos.sos_gradient(fast, render, style, content, sos.LossWeights())
+    expected, expected_terms = sos.sos_gradient(vgg64, render, style, content, LossWeights())
+    grad, terms = sos.sos_gradient(fast, render, style, content, LossWeights())
     assert float((grad - expected).norm() / expected.norm()) < 1e-10
     assert terms == pytest.approx(expected_terms, rel=1e-10)
 
@@ -193,8 +194,8 @@ def test_bf16_autocast_gradient_is_close_to_float32(vgg64):
     style = sos.build_style_targets(vgg, rand(48, 64, 1).float(), sizes)
     content = sos.build_content_targets(vgg, rand(48, 64, 2).float(), sizes)
     render = rand(48, 64, 3).float()
-    full, full_terms = sos.sos_gradient(vgg, render, style, content, sos.LossWeights())
-    half, half_terms = sos.sos_gradient(vgg, render, style, content, sos.LossWeights(), autocast_bf16=True)
+    full, full_terms = sos.sos_gradient(vgg, render, style, content, LossWeights())
+    half, half_terms = sos.sos_gradient(vgg, render, style, content, LossWeights(), autocast_bf16=True)
     assert half.dtype == torch.float32
     assert float((half - full).norm() / full.norm()) < 0.1  # measured 6 %: bf16 features and convolutions
     assert float(F.cosine_similarity(half.flatten(), full.flatten(), dim=0)) > 0.99
