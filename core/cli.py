@@ -22,7 +22,9 @@ from core.errors import InputError
 from core.images import load_image, save_png, side_by_side
 from core.ply import SplatData, read_ply, write_ply
 from core.render import gsplat_version
-from core.stylize import OPTIMIZE_CHOICES, StylizeResult, StylizeSettings, render_views, resolve_device, stylize
+from core.regions import load_region
+from core.stylize import (BALANCE_CHOICES, OPTIMIZE_CHOICES, STATISTICS_CHOICES, StylizeResult, StylizeSettings,
+                          render_views, resolve_device, stylize)
 
 PREVIEW_VIEWS = 3
 CAMERA_FILE_NAMES = ("cameras.json",)
@@ -45,8 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, help=f"render long side in px (default {d.resolution}; demo 128)")
     p.add_argument("--iterations", type=int, help=f"optimisation steps (default {d.iterations}; demo 120)")
     p.add_argument("--lr", type=float, default=d.learning_rate, help="Adam learning rate")
-    p.add_argument("--style-strength", type=float, default=d.style_strength, help="weight of style vs content")
+    p.add_argument("--style-strength", type=float, default=d.style_strength, help="weight of style vs content; "
+                   "0 keeps the capture (with --balance relative it means the same on every scene)")
     p.add_argument("--content-weight", type=float, default=d.content_weight, help="weight of the content term")
+    p.add_argument("--statistics", choices=STATISTICS_CHOICES, default=d.statistics,
+                   help="object: style statistics over what the scene covers (weighted by the render's alpha); "
+                   "frame: over the whole image, background included (SGSST)")
+    p.add_argument("--balance", choices=BALANCE_CHOICES, default=d.balance,
+                   help="relative: style and content measured relative to the capture's, so a strength means the "
+                   "same on every scene; sgsst: the released SGSST weights, unnormalised")
+    p.add_argument("--preserve-colors", action="store_true",
+                   help="keep the capture's colours: the painting's colours are matched to the scene's first")
+    p.add_argument("--stroke-scale", type=float, default=d.stroke_scale,
+                   help="size of the painting's strokes relative to the render (1: painting short side = render "
+                   "short side; never upscaled past the painting's pixels)")
+    p.add_argument("--region", type=Path, help="stylize part of the scene: one weight in 0..1 per Gaussian, "
+                   ".npy array or text file with one value per line (0 keeps a Gaussian's colours)")
     p.add_argument("--optimize", choices=OPTIMIZE_CHOICES, default=d.optimize,
                    help="color: SH DC colours; sh: all SH bands; sh+opacity: SH and opacity")
     p.add_argument("--background", default="0,0,0", help="background colour r,g,b in 0..1, or black/white")
@@ -110,7 +126,9 @@ def settings_from_args(args: argparse.Namespace) -> StylizeSettings:
         background=parse_background(args.background), max_gpu_mem_gib=args.max_gpu_mem, bf16=not args.no_bf16,
         device=args.device, vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
         vgg_preprocess=args.vgg_preprocess, cudnn_benchmark=args.cudnn_benchmark,
-        preview_every=max(args.preview_every, 0), checkpoint_every=max(args.checkpoint_every, 0))
+        preview_every=max(args.preview_every, 0), checkpoint_every=max(args.checkpoint_every, 0),
+        statistics=args.statistics, balance=args.balance, preserve_colors=args.preserve_colors,
+        stroke_scale=args.stroke_scale)
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[SplatData, torch.Tensor]:
@@ -193,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
     settings.validate()
     resolve_device(settings.device)
     scene, style = load_inputs(args)
+    region = load_region(args.region, scene.count) if args.region else None
     out = prepare_output(args)
     cameras, camera_source = choose_cameras(args, scene)
     reporter = Reporter(args.json_progress, settings.iterations)
@@ -219,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = stylize(scene, style, cameras, settings, progress=reporter.emit,
                          preview=on_preview if settings.preview_every else None, should_stop=should_stop,
-                         checkpoint_path=out / "checkpoint.pt" if settings.checkpoint_every else None)
+                         checkpoint_path=out / "checkpoint.pt" if settings.checkpoint_every else None,
+                         region=region)
     finally:
         reporter.close()
     if result.cancelled:
@@ -243,7 +263,7 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
         "settings": asdict(settings),
         "inputs": {"scene": str(args.scene) if args.scene else "demo", "style": str(args.style) if args.style
                    else "demo", "gaussians": scene.count, "sh_degree": scene.sh_degree, "cameras": camera_source,
-                   "views": len(cameras)},
+                   "views": len(cameras), "region": str(args.region) if args.region else None},
         "versions": versions(),
         "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend},
         "timings": {**result.timings, "write_s": time.perf_counter() - t0},
