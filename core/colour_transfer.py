@@ -49,10 +49,10 @@ def match_colours(image: torch.Tensor, mean: torch.Tensor, covariance: torch.Ten
     moments = ColourMoments()
     moments.add(image)
     source_mean, source_cov = moments.mean_covariance()
-    transform = _sqrt_psd(covariance) @ _inverse_sqrt_psd(source_cov)
-    pixels = image.reshape(-1, 3).to(torch.float64)
-    matched = (pixels - source_mean.to(pixels.device)) @ transform.T.to(pixels.device) + mean.to(pixels.device)
-    return matched.clamp(0, 1).reshape(image.shape).to(image.dtype)
+    transform = _sqrt_psd(covariance.to("cpu", torch.float64)) @ _inverse_sqrt_psd(source_cov)
+    pixels = image.reshape(-1, 3).to("cpu", torch.float64)
+    matched = (pixels - source_mean) @ transform.T + mean.to("cpu", torch.float64)
+    return matched.clamp(0, 1).reshape(image.shape).to(image.device, image.dtype)
 
 
 def _sqrt_psd(matrix: torch.Tensor) -> torch.Tensor:
