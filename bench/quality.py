@@ -44,9 +44,9 @@ from core.loss_terms import LossWeights, style_distance  # noqa: E402
 from core.planner import ScalePlan  # noqa: E402
 from core.ply import SplatData, read_ply  # noqa: E402
 from core.render import pick_backend, render  # noqa: E402
-from core.statistics import content_count, pool_to_layers, squared_error_sum  # noqa: E402
+from core.statistics import content_count, layer_stats, pool_to_layers, squared_error_sum  # noqa: E402
 from core.stylize import StylizeSettings, resolve_device, stylize  # noqa: E402
-from core.vgg import CONTENT_LAYER, load_vgg19  # noqa: E402
+from core.vgg import ALL_LAYERS, CONTENT_LAYER, STYLE_LAYERS, load_vgg19  # noqa: E402
 
 CAMERA_NAMES = ("cameras.json", "orbit_cameras.json")
 MEASURES = ("style_frame", "style_object", "content_frame", "content_object")
@@ -59,6 +59,14 @@ BASELINE = {"statistics": "frame", "balance": "sgsst", "style_strength": 1.0, "p
 def strict_float32():
     """TF32 off for float32 matmuls and convolutions while judging; the previous state restored after."""
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "conv"):  # the newer API, where torch has it
+        saved = (matmul.fp32_precision, cudnn.conv.fp32_precision)
+        matmul.fp32_precision = cudnn.conv.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision, cudnn.conv.fp32_precision = saved
+        return
     saved = (matmul.allow_tf32, cudnn.allow_tf32)
     matmul.allow_tf32 = cudnn.allow_tf32 = False
     try:
@@ -116,11 +124,18 @@ class Judge:
         size = self.sizes[scale]
         image_s, alpha_s = sos.downsample(image, size), sos.downsample(alpha, size)
         tile = self._plan_tile(scale)
-        frame = sos.image_stats(self.vgg, image_s, tile=tile)
-        covered = sos.image_stats(self.vgg, image_s, coverage=alpha_s, tile=tile)
-        feat = self._content(image, size)
+        weights = pool_to_layers(alpha_s, ALL_LAYERS)
+        if tile is None:  # one forward for everything
+            feats = self.vgg(image_s, ALL_LAYERS)
+            frame = {layer: layer_stats(feats[layer]) for layer in STYLE_LAYERS}
+            covered = {layer: layer_stats(feats[layer], weights[layer]) for layer in STYLE_LAYERS}
+            feat = feats[CONTENT_LAYER]
+        else:
+            frame = sos.image_stats(self.vgg, image_s, tile=tile)
+            covered = sos.image_stats(self.vgg, image_s, coverage=alpha_s, tile=tile)
+            feat = self._content(image, size)
         target = self.capture_features[view][scale]
-        weights = pool_to_layers(alpha_s, (CONTENT_LAYER,))[CONTENT_LAYER]
+        weights = weights[CONTENT_LAYER]
         return {"style_frame": float(style_distance(frame, self.style.stats[scale], self.weights)),
                 "style_object": float(style_distance(covered, self.style.stats[scale], self.weights)),
                 "content_frame": float(squared_error_sum(feat, target) / target.numel()),
