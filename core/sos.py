@@ -83,7 +83,8 @@ class Coverage:
 
     def at(self, size: tuple[int, int]) -> Coverage:
         """Both maps at another size (antialiased, like the render's pyramid)."""
-        return Coverage(downsample(self.style, size), downsample(self.content, size))
+        style = downsample(self.style, size)
+        return Coverage(style, style if self.content is self.style else downsample(self.content, size))
 
     def layer_weights(self, with_content: bool) -> dict[str, torch.Tensor]:
         """Position weights of the style layers (from `style`) and relu4_2 (from `content`) on their grids."""

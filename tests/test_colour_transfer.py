@@ -5,7 +5,7 @@ import torch
 
 from core.cameras import orbit_cameras
 from core.colour_transfer import ColourMoments, match_colours
-from core.demo import demo_scene, demo_style
+from core.demo import demo_scene
 from core.gaussians import Gaussians
 from core.render import render
 from core.stylize import StylizeSettings, render_views, stylize

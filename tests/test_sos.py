@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core import loss_terms, sos, statistics
+from core import sos, statistics
 from core.loss_terms import LossWeights
 from core.planner import ScalePlan
 from core.vgg import CONTENT_LAYER, STYLE_LAYERS, load_vgg19

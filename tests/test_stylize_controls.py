@@ -1,5 +1,7 @@
 """The stylization controls of issue 10 as the loop and the CLI see them: object statistics fed by the render's
-alpha, the new settings and their validation, the CLI flags."""
+alpha, the stroke scale, the new settings and their validation, the CLI flags."""
+
+import warnings
 
 import pytest
 import torch
@@ -46,6 +48,16 @@ def test_object_statistics_are_weighted_by_the_render_alpha(scene, camera):
     assert first["object"] == pytest.approx(covered["style"], rel=1e-4)
     assert first["frame"] == pytest.approx(frame["style"], rel=1e-4)
     assert first["object"] != pytest.approx(first["frame"], rel=0.05)
+
+
+def test_stroke_scale_reaches_the_painting_pyramid(scene, camera):
+    """A 64-px painting covers a 48-px render at stroke scale 1; asked for 8, it is used at its own size and says so."""
+    settings = dict(iterations=1, resolution=RES, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stylize(scene, demo_style(64), camera, StylizeSettings(**settings))
+    with pytest.warns(UserWarning, match="times the stroke scale 8: at the 1 finest"):
+        stylize(scene, demo_style(64), camera, StylizeSettings(stroke_scale=8.0, **settings))
 
 
 @pytest.mark.parametrize("field,value", [("statistics", "pixels"), ("balance", "even"), ("stroke_scale", 0.1),

