@@ -23,6 +23,7 @@ from core.demo import demo_scene, demo_style
 from core.errors import InputError, InputWarning
 from core.images import load_image, save_png, side_by_side
 from core.render import gsplat_version
+from core.regions import load_region
 from core.stylize import StylizeResult, StylizeSettings, check_settings, render_views, resolve_device, stylize
 from core.vgg import check_vgg_weights
 from interchange.atomic import atomic_write
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cameras", type=Path, help="cameras.json (Inria) or COLMAP text model; default: cameras.json "
                    "beside the scene (3DGS output layout), else an orbit rig around the scene")
     p.add_argument("--views", type=int, default=24, help="number of orbit cameras when no cameras are given")
+    p.add_argument("--region", type=Path, help="stylize part of the scene: one weight in 0..1 per Gaussian, "
+                   ".npy array or text file with one value per line (0 keeps a Gaussian's colours)")
     p.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout (for programs)")
     p.add_argument("--cancel-file", type=Path, help="stop cooperatively when this file appears")
     p.add_argument("--version", action="version", version=f"sos-stylize {__version__}")
@@ -107,6 +110,8 @@ def input_files(args: argparse.Namespace) -> dict[Path, str]:
                                                     else [cameras])})
     if args.vgg_weights:
         files[args.vgg_weights] = "VGG-19 weights"
+    if args.region:
+        files[args.region] = "region"
     return files
 
 
@@ -208,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
     check_vgg_weights(settings.vgg_weights, settings.vgg_preprocess)
     original, style = load_inputs(args, settings.resolution)
     scene = check_scene(original, str(args.scene) if not args.demo and args.scene else "demo scene")
+    region = load_region(args.region, scene.count) if args.region else None
     cameras, camera_source = choose_cameras(args, scene)
     check_cameras(cameras, camera_source, settings.resolution)
     check_visibility(scene, cameras, camera_source)
@@ -215,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     code = 1
     try:
-        code = stylize_into(args, out, settings, original, scene, style, cameras, camera_source)
+        code = stylize_into(args, out, settings, original, scene, style, cameras, camera_source, region)
         return code
     finally:
         if code != 0:
@@ -225,8 +231,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def stylize_into(args: argparse.Namespace, out: Path, settings: StylizeSettings, original: SplatData,
-                 scene: SplatData, style: torch.Tensor, cameras: list[Camera], camera_source: str) -> int:
-    """The run proper, once everything is validated: stylize ``scene``, the renderable form of ``original``."""
+                 scene: SplatData, style: torch.Tensor, cameras: list[Camera], camera_source: str,
+                 region: np.ndarray | None = None) -> int:
+    """The run proper, once everything is validated: stylize ``scene``, the renderable form of ``original``;
+    ``region`` [N] weights in 0..1 limit the change to part of the scene (None: all of it)."""
     reporter = Reporter(args.json_progress, settings.iterations)
     stop = {"requested": False}
 
@@ -251,7 +259,8 @@ def stylize_into(args: argparse.Namespace, out: Path, settings: StylizeSettings,
     try:
         result = stylize(scene, style, cameras, settings, progress=reporter.emit,
                          preview=on_preview if settings.preview_every else None, should_stop=should_stop,
-                         checkpoint_path=out / CHECKPOINT_FILE if settings.checkpoint_every else None)
+                         checkpoint_path=out / CHECKPOINT_FILE if settings.checkpoint_every else None,
+                         region=region)
     finally:
         reporter.close()
     if result.cancelled:
@@ -283,7 +292,7 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
         "settings": asdict(settings),
         "inputs": {"scene": str(args.scene) if args.scene else "demo", "style": str(args.style) if args.style
                    else "demo", "gaussians": scene.count, "sh_degree": scene.sh_degree, "cameras": camera_source,
-                   "views": len(cameras)},
+                   "views": len(cameras), "region": str(args.region) if args.region else None},
         "versions": versions(),
         "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend},
         "timings": {**result.timings, "write_s": time.perf_counter() - t0},

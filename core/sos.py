@@ -1,76 +1,97 @@
 """The SOS style loss (SGSST): Gram + mean + std of VGG-19 features over a pyramid of scales, plus content.
 
-The maths follows ../shared/docs/sos.md. `sos_loss` is the plain-autograd definition (the reference);
-`sos_gradient` is what the stylization loop calls: dL/drender, scale by scale, with the closed-form derivative
-of the loss with respect to the features, by autograd through VGG or by exact tiles (core.tiled).
+docs/sos_loss.md states the loss. This module holds what spans the pyramid: the pyramid itself, the style
+targets (the painting) and the per-view targets (the capture), the relative balance, `sos_loss` (plain autograd,
+the reference definition) and `sos_gradient` (what the stylization loop calls: dL/drender scale by scale, each
+scale by `scale_gradient_autograd` here or `core.tiled.scale_gradient_tiled`, fed the closed-form dL/dF of
+core.loss_terms). Statistics are over the whole frame, or weighted by the render's coverage (`Coverage`).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from core import tiled
+from core.loss_terms import (LossWeights, combine_terms, content_feature_gradient, content_term, featureless_stats,
+                             needed_layers, style_distance, style_feature_gradient, style_terms, vgg_autocast)
 from core.planner import ScalePlan, run_with_oom_retry
-from core.vgg import ALL_LAYERS, CONTENT_LAYER, STYLE_LAYERS, VGG19Features
+from core.statistics import (LayerStats, content_count, layer_stats, layer_sums, pool_to_layers, squared_error_sum,
+                             stats_from_sums)
+from core.vgg import CONTENT_LAYER, STYLE_LAYERS, VGG19Features
 
-STD_EPS = 1e-8
-"""Added to the variance before the square root (the released code has none): keeps d(std) finite."""
-
-CHUNK_ELEMENTS = 1 << 26
-"""Features are turned into float32 this many elements at a time (statistics and dL/dF): 256 MB blocks."""
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Loss weights: released SGSST defaults; style_strength scales all style terms relative to content."""
-
-    style_strength: float = 1.0
-    content_weight: float = 1.0
-    gram_scale: float = 1e3
-    mean_weight: float = 1e4
-    std_weight: float = 1e4
-
-
-@dataclass
-class LayerSums:
-    """Sufficient statistics of one layer's features: Σ F Fᵀ, Σ F and the number of positions."""
-
-    outer: torch.Tensor
-    total: torch.Tensor
-    count: int
-
-    def __add__(self, other: LayerSums) -> LayerSums:
-        return LayerSums(self.outer + other.outer, self.total + other.total, self.count + other.count)
-
-
-@dataclass
-class LayerStats:
-    """Style statistics of one layer: uncentred Gram / N [n, n], mean [n], std [n] (float32 or wider)."""
-
-    gram: torch.Tensor
-    mean: torch.Tensor
-    std: torch.Tensor
+MIN_STYLE_SIDE = 64
+"""A stroke scale below 1 never shrinks the painting under this short side (relu5_1 keeps 4 x 4 positions) nor
+under the scale's own short side when that is smaller."""
+RELATIVE_FLOOR = 1e-3
+"""The capture's style distance is floored at this fraction of the painting's featureless distance (no 0/0 when
+the capture already looks like the painting)."""
+CONTENT_UNIT = 1.0
+"""Relative balance: the content term is Σ w (F − F_c)² / Σ w F_c² times this (docs/sos_loss.md)."""
 
 
 @dataclass
 class StyleTargets:
-    """Style statistics of the style image per pyramid scale (computed once per run)."""
+    """Style statistics of the painting per pyramid scale (computed once per run).
+
+    `stroke_scales`: the painting's short side over the render's at each scale (the stroke scale reached there);
+    `featureless`: SGSST's style distance of all-zero features from the painting at each scale (a painting-derived
+    unit of style distance).
+    """
 
     sizes: list[tuple[int, int]]
     stats: list[dict[str, LayerStats]]
+    stroke_scales: list[float] = field(default_factory=list)
+    featureless: list[float] = field(default_factory=list)
 
 
 @dataclass
 class ContentTargets:
-    """relu4_2 features of the content image per pyramid scale (computed once per view), float32."""
+    """Per-view targets from the capture (the unmodified scene's render), per pyramid scale (once per view).
+
+    `features`: relu4_2 features (float32 or wider). With the style targets at hand also `style_distance`, the
+    capture's own SGSST style distance from the painting, and `energy`, the (weighted) mean of F_c² on relu4_2:
+    the units of the relative balance.
+    """
 
     sizes: list[tuple[int, int]]
     features: list[torch.Tensor]
+    style_distance: list[float] | None = None
+    energy: list[float] | None = None
+
+
+@dataclass
+class Coverage:
+    """Per-pixel weights of a render [1, 1, H, W] in [0, 1] at full resolution, treated as constants.
+
+    `style` weighs the style statistics (the render's alpha, or the alpha of the selected region), `content`
+    the content term (the render's alpha). docs/sos_loss.md, "Object-aware statistics".
+    """
+
+    style: torch.Tensor
+    content: torch.Tensor
+
+    @classmethod
+    def of_alpha(cls, alpha: torch.Tensor) -> Coverage:
+        """Both from one alpha [1, 1, H, W] (or [H, W, 1] as core.render returns it)."""
+        alpha = _as_coverage(alpha)
+        return cls(alpha, alpha)
+
+    def at(self, size: tuple[int, int]) -> Coverage:
+        """Both maps at another size (antialiased, like the render's pyramid)."""
+        style = downsample(self.style, size)
+        return Coverage(style, style if self.content is self.style else downsample(self.content, size))
+
+    def layer_weights(self, with_content: bool) -> dict[str, torch.Tensor]:
+        """Position weights of the style layers (from `style`) and relu4_2 (from `content`) on their grids."""
+        weights = pool_to_layers(self.style, STYLE_LAYERS)
+        if with_content:
+            weights.update(pool_to_layers(self.content, (CONTENT_LAYER,)))
+        return weights
 
 
 def pyramid_sizes(height: int, width: int, min_short_side: int = 511) -> list[tuple[int, int]]:
@@ -90,152 +111,58 @@ def _half_round(length: int, level: int) -> int:
 
 
 def downsample(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Antialiased bilinear resize of [B, 3, H, W] to `size` (identity when the size already matches)."""
+    """Antialiased bilinear resize of [B, C, H, W] to `size` (identity when the size already matches)."""
     if tuple(img.shape[-2:]) == tuple(size):
         return img
     return F.interpolate(img, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
-def style_image_pyramid(style: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
-    """The style image resized so its short side equals each scale's short side, keeping its aspect; never upscaled."""
+def style_image_pyramid(style: torch.Tensor, sizes: Sequence[tuple[int, int]],
+                        stroke_scale: float = 1.0) -> list[torch.Tensor]:
+    """The painting at each scale: short side = stroke_scale × the scale's short side, aspect kept.
+
+    Never upscaled: where that asks for more pixels than the painting has, it is used at its own size and its
+    strokes appear smaller than asked at that scale (a warning says so). A stroke scale below 1 stops at
+    MIN_STYLE_SIDE (or the scale's short side, if smaller).
+    """
     style_short = min(style.shape[-2:])
-    if style_short < min(sizes[0]):
+    wanted = [max(stroke_scale * min(size), min(min(size), MIN_STYLE_SIDE)) for size in sizes]
+    capped = sum(w > style_short for w in wanted)
+    if capped:
+        reached = style_short / min(sizes[0])
         warnings.warn(f"the style image ({style.shape[-1]}x{style.shape[-2]}) is smaller than the render "
-                      f"({sizes[0][1]}x{sizes[0][0]}): it is used at its own size at the finest scales and "
-                      "lacks their finest detail", stacklevel=2)
+                      f"({sizes[0][1]}x{sizes[0][0]}) times the stroke scale {stroke_scale:g}: at the {capped} "
+                      f"finest scale(s) it is used at its own size, so its strokes appear {reached:.2g}x the "
+                      f"render's short side there instead of {stroke_scale:g}x, and the finest detail is missing",
+                      stacklevel=2)
     pyramid = []
-    for size in sizes:
-        ratio = min(1.0, min(size) / style_short)
+    for want in wanted:
+        ratio = min(1.0, want / style_short)
         target = (max(1, round(style.shape[-2] * ratio)), max(1, round(style.shape[-1] * ratio)))
         pyramid.append(downsample(style, target))
     return pyramid
 
 
-def layer_sums(feats: torch.Tensor) -> LayerSums:
-    """Σ F Fᵀ and Σ F over the positions of [1, n, h, w] features, accumulated in float32 (float64 stays)."""
-    matrix = _channel_matrix(feats)
-    dtype = torch.promote_types(feats.dtype, torch.float32)
-    n, positions = matrix.shape
-    if positions == 0:
-        return LayerSums(feats.new_zeros((n, n), dtype=dtype), feats.new_zeros((n,), dtype=dtype), 0)
-    if _direct_float32_products(matrix, dtype):
-        return LayerSums(torch.mm(matrix, matrix.T, out_dtype=torch.float32),
-                         matrix.sum(dim=1, dtype=torch.float32), positions)
-    outer = total = None
-    with _no_autocast(feats):
-        for block in _column_blocks(matrix):
-            chunk = matrix[:, block].to(dtype)
-            ones = chunk.new_ones(chunk.shape[1])
-            if outer is None:
-                outer, total = chunk @ chunk.T, torch.mv(chunk, ones)
-            else:
-                outer, total = torch.addmm(outer, chunk, chunk.T), torch.addmv(total, chunk, ones)
-    return LayerSums(outer, total, positions)
-
-
-def stats_from_sums(sums: LayerSums) -> LayerStats:
-    """Gram, mean and std (σ = sqrt(max(diag G − μ², 0) + ε)) from accumulated sums."""
-    gram = sums.outer / sums.count
-    mean = sums.total / sums.count
-    variance = torch.clamp(torch.diagonal(gram) - mean * mean, min=0.0)
-    return LayerStats(gram, mean, torch.sqrt(variance + STD_EPS))
-
-
-def layer_stats(feats: torch.Tensor) -> LayerStats:
-    """Style statistics of one layer's features [1, n, h, w] (float32 even for bf16 features)."""
-    return stats_from_sums(layer_sums(feats))
-
-
-def style_terms(stats: dict[str, LayerStats], targets: dict[str, LayerStats],
-                weights: LossWeights) -> dict[str, torch.Tensor]:
-    """Weighted Gram, mean and std terms summed over the style layers (style_strength included).
-
-    One mse_loss per statistic and one sum per term: this runs at every scale of every iteration, and each
-    tensor operation costs a kernel launch.
-    """
-    k = weights.style_strength
-    gram, mean, std = [], [], []
-    for layer in STYLE_LAYERS:
-        s, t = stats[layer], targets[layer]
-        n = s.mean.shape[0]
-        gram.append(F.mse_loss(s.gram, t.gram) * (k * weights.gram_scale / n**2))
-        mean.append(F.mse_loss(s.mean, t.mean) * (k * weights.mean_weight))
-        std.append(F.mse_loss(s.std, t.std) * (k * weights.std_weight))
-    return {"gram": torch.stack(gram).sum(), "mean": torch.stack(mean).sum(), "std": torch.stack(std).sum()}
-
-
-def content_term(squared_error_sum: torch.Tensor, numel: int, weights: LossWeights) -> torch.Tensor:
-    """w_c · mean (F − F_c)² from the summed squared error over `numel` entries."""
-    return weights.content_weight * squared_error_sum / numel
-
-
-def combine_terms(style: dict[str, torch.Tensor], content: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """All terms of one scale: gram, mean, std, style (their sum), content (0 without), total."""
-    style_sum = style["gram"] + style["mean"] + style["std"]
-    content = torch.zeros_like(style_sum) if content is None else content
-    return {**style, "style": style_sum, "content": content, "total": style_sum + content}
-
-
-def squared_error_sum(feats: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Σ (F − F_c)² in at least float32."""
-    with _no_autocast(feats):
-        return torch.sum((feats.to(target.dtype) - target) ** 2)
-
-
-def style_feature_gradient(feats: torch.Tensor, stats: LayerStats, target: LayerStats, weights: LossWeights,
-                           positions: int) -> torch.Tensor:
-    """Closed-form dL/dF of the style terms of one layer, from the statistics of all `positions` (sos.md).
-
-    dL/dF = 4 wG/(n² N) (G − G_s) F + 2 wμ/(n N) (μ − μ_s) + 2 wσ/(n N) (σ − σ_s)/σ ⊙ (F − μ), with
-    wG = gram_scale / n², times the style strength, written as one channel-mixing affine map M F + c.
-    """
-    n = stats.mean.shape[0]
-    unit = 2 * weights.style_strength / (n * positions)
-    mix = (stats.gram - target.gram) * (unit * 2 * weights.gram_scale / n**3)
-    alive = torch.diagonal(stats.gram) >= stats.mean.square()  # where σ's clamp passes the derivative
-    ratio = (1 - target.std / stats.std) * alive * (unit * weights.std_weight)
-    mix.diagonal().add_(ratio)
-    offset = torch.addcmul((stats.mean - target.mean) * (unit * weights.mean_weight), ratio, stats.mean, value=-1)
-    return _affine_channels(feats, mix, offset)
-
-
-def content_feature_gradient(feats: torch.Tensor, target: torch.Tensor, weights: LossWeights,
-                             numel: int) -> torch.Tensor:
-    """Closed-form dL/dF of the content term: 2 w_c / numel · (F − F_c), numel counting the whole scale."""
-    with _no_autocast(feats):
-        return ((2 * weights.content_weight / numel) * (feats.to(target.dtype) - target)).to(feats.dtype)
-
-
-def needed_layers(with_content: bool) -> tuple[str, ...]:
-    """VGG layers the loss reads: the style layers, plus relu4_2 when there is a content target."""
-    return ALL_LAYERS if with_content else STYLE_LAYERS
-
-
-def vgg_autocast(device: torch.device, enabled: bool) -> AbstractContextManager:
-    """bf16 autocast for the VGG convolutions (statistics stay float32: see layer_sums)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def image_stats(vgg: VGG19Features, image: torch.Tensor, *, tile: int | None = None,
-                autocast_bf16: bool = False) -> dict[str, LayerStats]:
-    """Style statistics of an image (no gradient); by tiles when `tile` is given (large images)."""
+def image_stats(vgg: VGG19Features, image: torch.Tensor, *, coverage: torch.Tensor | None = None,
+                tile: int | None = None, autocast_bf16: bool = False) -> dict[str, LayerStats]:
+    """Style statistics of an image (no gradient), weighted by `coverage` [1, 1, H, W] when given; by tiles
+    when `tile` is given (large images)."""
+    weights = None if coverage is None else pool_to_layers(coverage, STYLE_LAYERS)
     if tile is not None:
-        from core import tiled  # core.tiled builds on this module
-
-        sums, _ = tiled.accumulate_sums(vgg, image, STYLE_LAYERS, None, tile=tile, autocast_bf16=autocast_bf16)
+        sums, _ = tiled.accumulate_sums(vgg, image, STYLE_LAYERS, None, tile=tile, layer_weights=weights,
+                                        autocast_bf16=autocast_bf16)
         return {layer: stats_from_sums(s) for layer, s in sums.items()}
     with torch.no_grad():
         with vgg_autocast(image.device, autocast_bf16):
             feats = vgg(image, STYLE_LAYERS)
-        return {layer: layer_stats(feats[layer]) for layer in STYLE_LAYERS}
+        return {layer: layer_stats(feats[layer], None if weights is None else weights[layer])
+                for layer in STYLE_LAYERS}
 
 
 def image_content_features(vgg: VGG19Features, image: torch.Tensor, *, tile: int | None = None,
                            autocast_bf16: bool = False) -> torch.Tensor:
     """relu4_2 features of an image as float32 (no gradient); by tiles when `tile` is given."""
     if tile is not None:
-        from core import tiled  # core.tiled builds on this module
-
         return tiled.tiled_layer(vgg, image, CONTENT_LAYER, tile=tile, autocast_bf16=autocast_bf16)
     with torch.no_grad():
         with vgg_autocast(image.device, autocast_bf16):
@@ -244,91 +171,141 @@ def image_content_features(vgg: VGG19Features, image: torch.Tensor, *, tile: int
 
 
 def build_style_targets(vgg: VGG19Features, style_img: torch.Tensor, sizes: Sequence[tuple[int, int]], *,
-                        plan: Sequence[ScalePlan] | None = None, autocast_bf16: bool = False) -> StyleTargets:
-    """Style statistics of the style image's pyramid (short side matched to each scale, never upscaled)."""
-    images = style_image_pyramid(style_img, sizes)
+                        stroke_scale: float = 1.0, plan: Sequence[ScalePlan] | None = None,
+                        autocast_bf16: bool = False) -> StyleTargets:
+    """Frame statistics of the painting's pyramid (style_image_pyramid: stroke scale, never upscaled)."""
+    images = style_image_pyramid(style_img, sizes, stroke_scale)
     stats = [image_stats(vgg, image, tile=_plan_tile(plan, i), autocast_bf16=autocast_bf16)
              for i, image in enumerate(images)]
-    return StyleTargets([tuple(s) for s in sizes], stats)
+    strokes = [min(image.shape[-2:]) / min(size) for image, size in zip(images, sizes)]
+    featureless = [float(style_distance(featureless_stats(s), s)) for s in stats]
+    return StyleTargets([tuple(s) for s in sizes], stats, strokes, featureless)
 
 
 def build_content_targets(vgg: VGG19Features, content_img: torch.Tensor, sizes: Sequence[tuple[int, int]], *,
+                          style: StyleTargets | None = None, coverage: Coverage | None = None,
                           plan: Sequence[ScalePlan] | None = None, autocast_bf16: bool = False) -> ContentTargets:
-    """relu4_2 features of the content image (the original scene's render of the view) at each scale."""
+    """relu4_2 features of the capture (the original scene's render of the view) at each scale.
+
+    With `style`, also the units of the relative balance (ContentTargets), from the same statistics the loss
+    uses: weighted by `coverage` (the capture's) when given, over the frame otherwise.
+    """
     _check_size(content_img, sizes, "content image")
-    features = [image_content_features(vgg, downsample(content_img, size), tile=_plan_tile(plan, i),
-                                       autocast_bf16=autocast_bf16)
-                for i, size in enumerate(sizes)]
-    return ContentTargets([tuple(s) for s in sizes], features)
+    features, distances, energies = [], [], []
+    for i, size in enumerate(sizes):
+        image = downsample(content_img, size)
+        scaled = None if coverage is None else coverage.at(size)
+        feat = image_content_features(vgg, image, tile=_plan_tile(plan, i), autocast_bf16=autocast_bf16)
+        features.append(feat)
+        if style is not None:
+            stats = image_stats(vgg, image, coverage=None if scaled is None else scaled.style,
+                                tile=_plan_tile(plan, i), autocast_bf16=autocast_bf16)
+            distances.append(float(style_distance(stats, style.stats[i])))
+            weights = None if scaled is None else pool_to_layers(scaled.content, (CONTENT_LAYER,))[CONTENT_LAYER]
+            energies.append(float(squared_error_sum(feat, torch.zeros_like(feat), weights)
+                                  / content_count(feat, weights)))
+    if style is None:
+        return ContentTargets([tuple(s) for s in sizes], features)
+    return ContentTargets([tuple(s) for s in sizes], features, distances, energies)
+
+
+def relative_weights(weights: LossWeights, style: StyleTargets, content: ContentTargets) -> list[LossWeights]:
+    """Per-scale weights of the relative balance (docs/sos_loss.md, "Strength").
+
+    Style terms divided by the capture's own style distance at that view and scale (the style term is 1 on the
+    capture), the content term by the capture's relu4_2 energy there (it is the relative change of the content
+    features): neither depends on image size, coverage or painting.
+    """
+    if content.style_distance is None or content.energy is None:
+        raise ValueError("relative weights need content targets built with the style targets")
+    out = []
+    for distance, energy, unit in zip(content.style_distance, content.energy, style.featureless):
+        reference = max(distance, RELATIVE_FLOOR * unit)
+        out.append(weights.rescaled(style=1.0 / reference, content=CONTENT_UNIT / max(energy, 1e-30)))
+    return out
 
 
 def sos_loss(vgg: VGG19Features, render: torch.Tensor, style: StyleTargets, content: ContentTargets | None,
-             weights: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
-    """The SOS loss by plain autograd: average over scales of style terms + content (the reference definition)."""
+             weights: LossWeights | Sequence[LossWeights], *,
+             coverage: Coverage | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The SOS loss by plain autograd: average over scales of style terms + content (the reference definition).
+
+    `weights`: one LossWeights for all scales or one per scale; `coverage`: object statistics (None: frame).
+    """
     _check_size(render, style.sizes, "render")
     per_scale = []
     for i, size in enumerate(style.sizes):
+        w = _scale_weights(weights, i)
         feats = vgg(downsample(render, size), needed_layers(content is not None))
-        stats = {layer: layer_stats(feats[layer]) for layer in STYLE_LAYERS}
+        layer_weights = _layer_weights(coverage, size, content is not None)
+        stats = {layer: layer_stats(feats[layer], _get(layer_weights, layer)) for layer in STYLE_LAYERS}
         content_loss = None
         if content is not None:
-            target = content.features[i]
-            content_loss = content_term(squared_error_sum(feats[CONTENT_LAYER], target), target.numel(), weights)
-        per_scale.append(combine_terms(style_terms(stats, style.stats[i], weights), content_loss))
+            target, position_weights = content.features[i], _get(layer_weights, CONTENT_LAYER)
+            error = squared_error_sum(feats[CONTENT_LAYER], target, position_weights)
+            content_loss = content_term(error, content_count(target, position_weights), w)
+        per_scale.append(combine_terms(style_terms(stats, style.stats[i], w), content_loss))
     terms = {key: sum(t[key] for t in per_scale) / len(per_scale) for key in per_scale[0]}
     return terms["total"], {key: float(value.detach()) for key, value in terms.items()}
 
 
-def scale_gradient(vgg: VGG19Features, image: torch.Tensor, style_stats: dict[str, LayerStats],
-                   content_feat: torch.Tensor | None, weights: LossWeights, *,
-                   autocast_bf16: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def scale_gradient_autograd(vgg: VGG19Features, image: torch.Tensor, style_stats: dict[str, LayerStats],
+                            content_feat: torch.Tensor | None, weights: LossWeights, *,
+                            layer_weights: tiled.LayerWeights | None = None,
+                            autocast_bf16: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """dL/dimage of one scale's loss by one autograd pass through VGG, fed the closed-form dL/dF.
 
-    The terms stay 0-dim tensors so that no scale waits for the GPU (sos_gradient reads them all at once).
+    The whole-image twin of core.tiled.scale_gradient_tiled. The terms stay 0-dim tensors so that no scale
+    waits for the GPU (sos_gradient reads them all at once).
     """
     image = image.detach().requires_grad_(True)
     with torch.enable_grad(), vgg_autocast(image.device, autocast_bf16):
         feats = vgg(image, needed_layers(content_feat is not None))
     with torch.no_grad():
-        stats = {layer: layer_stats(feats[layer]) for layer in STYLE_LAYERS}
-        content_loss = None
+        sums = {layer: layer_sums(feats[layer], _get(layer_weights, layer)) for layer in STYLE_LAYERS}
+        stats = {layer: stats_from_sums(s) for layer, s in sums.items()}
         grads = {layer: style_feature_gradient(feats[layer], stats[layer], style_stats[layer], weights,
-                                               _positions(feats[layer])) for layer in STYLE_LAYERS}
+                                               sums[layer].mass, _get(layer_weights, layer)) for layer in STYLE_LAYERS}
+        content_loss = None
         if content_feat is not None:
-            feat = feats[CONTENT_LAYER]
-            content_loss = content_term(squared_error_sum(feat, content_feat), content_feat.numel(), weights)
-            grads[CONTENT_LAYER] = content_feature_gradient(feat, content_feat, weights, content_feat.numel())
+            feat, position_weights = feats[CONTENT_LAYER], _get(layer_weights, CONTENT_LAYER)
+            count = content_count(content_feat, position_weights)
+            content_loss = content_term(squared_error_sum(feat, content_feat, position_weights), count, weights)
+            grads[CONTENT_LAYER] = content_feature_gradient(feat, content_feat, weights, count, position_weights)
         terms = combine_terms(style_terms(stats, style_stats, weights), content_loss)
     torch.autograd.backward([feats[layer] for layer in grads], [grads[layer] for layer in grads])
     return image.grad, terms
 
 
 def sos_gradient(vgg: VGG19Features, render: torch.Tensor, style: StyleTargets, content: ContentTargets | None,
-                 weights: LossWeights, *, plan: list[ScalePlan] | None = None,
+                 weights: LossWeights | Sequence[LossWeights], *, coverage: Coverage | None = None,
+                 plan: list[ScalePlan] | None = None,
                  autocast_bf16: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
     """dL/drender [1, 3, H, W] of the SOS loss and its terms (averaged over scales), scale by scale.
 
     Each scale runs by autograd or by tiles as `plan` says (None: autograd); its gradient is carried back to
     the full-resolution render through the antialiased downsampling. A scale that runs out of GPU memory is
-    retried with smaller tiles, and its entry in `plan` is replaced so later calls start there.
+    retried with smaller tiles, and its entry in `plan` is replaced so later calls start there. `weights` and
+    `coverage` as in sos_loss; a scale whose content weight is 0 skips relu4_2.
     """
-    from core.tiled import tiled_gradient  # core.tiled builds on this module
-
     _check_size(render, style.sizes, "render")
     source = render.detach().requires_grad_(True)
     total_grad = torch.zeros_like(render)
     per_scale = []
     for i, size in enumerate(style.sizes):
+        w = _scale_weights(weights, i)
         with torch.enable_grad():
             image = downsample(source, size)
-        content_feat = None if content is None else content.features[i]
+        content_feat = None if content is None or w.content_weight == 0 else content.features[i]
+        with torch.no_grad():
+            layer_weights = _layer_weights(coverage, size, content_feat is not None)
 
         def run(p: ScalePlan) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             if p.method == "tiled":
-                return tiled_gradient(vgg, image.detach(), style.stats[i], content_feat, weights, tile=p.tile,
-                                      autocast_bf16=autocast_bf16)
-            return scale_gradient(vgg, image.detach(), style.stats[i], content_feat, weights,
-                                  autocast_bf16=autocast_bf16)
+                return tiled.scale_gradient_tiled(vgg, image.detach(), style.stats[i], content_feat, w, tile=p.tile,
+                                                  layer_weights=layer_weights, autocast_bf16=autocast_bf16)
+            return scale_gradient_autograd(vgg, image.detach(), style.stats[i], content_feat, w,
+                                           layer_weights=layer_weights, autocast_bf16=autocast_bf16)
 
         start = plan[i] if plan is not None else ScalePlan(tuple(size), "autograd", None)
         (grad, terms), used = run_with_oom_retry(run, start)
@@ -345,6 +322,31 @@ def sos_gradient(vgg: VGG19Features, render: torch.Tensor, style: StyleTargets, 
     return total_grad, dict(zip(keys, means))
 
 
+def _scale_weights(weights: LossWeights | Sequence[LossWeights], index: int) -> LossWeights:
+    return weights if isinstance(weights, LossWeights) else weights[index]
+
+
+def _layer_weights(coverage: Coverage | None, size: tuple[int, int],
+                   with_content: bool) -> dict[str, torch.Tensor] | None:
+    if coverage is None:
+        return None
+    return coverage.at(size).layer_weights(with_content)
+
+
+def _get(layer_weights: tiled.LayerWeights | None, layer: str) -> torch.Tensor | None:
+    return None if layer_weights is None else layer_weights[layer]
+
+
+def _as_coverage(alpha: torch.Tensor) -> torch.Tensor:
+    """[H, W, 1] or [1, 1, H, W] alpha as [1, 1, H, W], detached (coverage weights are constants)."""
+    alpha = alpha.detach()
+    if alpha.dim() == 3 and alpha.shape[-1] == 1:
+        alpha = alpha.permute(2, 0, 1).unsqueeze(0)
+    if alpha.dim() != 4 or alpha.shape[:2] != (1, 1):
+        raise ValueError(f"alpha must be [H, W, 1] or [1, 1, H, W], got {list(alpha.shape)}")
+    return alpha
+
+
 def _check_size(image: torch.Tensor, sizes: Sequence[tuple[int, int]], what: str) -> None:
     if image.dim() != 4 or image.shape[:2] != (1, 3) or tuple(image.shape[-2:]) != tuple(sizes[0]):
         raise ValueError(f"{what} must be [1, 3, {sizes[0][0]}, {sizes[0][1]}], got {list(image.shape)}")
@@ -354,78 +356,3 @@ def _plan_tile(plan: Sequence[ScalePlan] | None, index: int) -> int | None:
     if plan is None or plan[index].method != "tiled":
         return None
     return plan[index].tile
-
-
-def _positions(feats: torch.Tensor) -> int:
-    return feats.shape[-2] * feats.shape[-1]
-
-
-def _no_autocast(feats: torch.Tensor) -> AbstractContextManager:
-    return torch.autocast(device_type=feats.device.type, enabled=False)
-
-
-def _channel_matrix(feats: torch.Tensor) -> torch.Tensor:
-    """[1, n, h, w] features as an [n, h·w] view (a transposed view for channels_last), copying only if neither."""
-    if feats.shape[0] != 1:
-        raise ValueError(f"features must have batch size 1, got {list(feats.shape)}")
-    n, h, w = feats.shape[1:]
-    if feats.is_contiguous():
-        return feats.view(n, h * w)
-    if feats.is_contiguous(memory_format=torch.channels_last):
-        return feats.permute(0, 2, 3, 1).reshape(h * w, n).T
-    return feats.contiguous().view(n, h * w)
-
-
-def _direct_float32_products(matrix: torch.Tensor, dtype: torch.dtype) -> bool:
-    """Whether cuBLAS can take bf16/fp16 features and return float32 sums itself (no upcast copy, one launch).
-
-    Products of two bf16 numbers are exact in float32 and cuBLAS accumulates in float32, so this gives the same
-    sums as upcasting first. torch.mm's out_dtype exists on CUDA only (and only in recent PyTorch).
-    """
-    return (matrix.is_cuda and matrix.dtype in (torch.bfloat16, torch.float16) and dtype == torch.float32
-            and _MM_OUT_DTYPE)
-
-
-def _mm_out_dtype_supported() -> bool:
-    try:
-        return "out_dtype" in str(torch.ops.aten.mm.dtype._schema)
-    except (AttributeError, RuntimeError):
-        return False
-
-
-_MM_OUT_DTYPE = _mm_out_dtype_supported()
-
-
-def _column_blocks(matrix: torch.Tensor) -> list[slice]:
-    """Column ranges of an [n, N] matrix holding about CHUNK_ELEMENTS each."""
-    step = max(1, CHUNK_ELEMENTS // matrix.shape[0])
-    return [slice(start, start + step) for start in range(0, matrix.shape[1], step)]
-
-
-def _affine_channels(feats: torch.Tensor, mix: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-    """mix @ F + offset per position, returned in F's dtype and layout.
-
-    On CUDA with bf16/fp16 features: one GEMM in that dtype. Elsewhere: in mix's dtype (float32/64), block by block.
-    """
-    if not (feats.is_contiguous() or feats.is_contiguous(memory_format=torch.channels_last)):
-        feats = feats.contiguous()
-    out = torch.empty_like(feats)
-    source, target = _channel_matrix(feats), _channel_matrix(out)
-    positions_major = source.stride(0) == 1 and source.shape[1] > 1
-    if feats.is_cuda and feats.dtype in (torch.bfloat16, torch.float16):
-        # One GEMM in the features' dtype (float32 accumulation, rounded once): no float32 copy of the features.
-        mix_h, offset_h = mix.to(feats.dtype), offset.to(feats.dtype)
-        with _no_autocast(feats):
-            if positions_major:
-                torch.addmm(offset_h[None, :], source.T, mix_h.T, out=target.T)
-            else:
-                torch.addmm(offset_h[:, None], mix_h, source, out=target)
-        return out
-    with _no_autocast(feats):
-        for block in _column_blocks(source):
-            chunk = source[:, block].to(mix.dtype)
-            if positions_major:  # channels_last: write [positions, channels] rows contiguously
-                target[:, block].T.copy_(torch.addmm(offset[None, :], chunk.T, mix.T))
-            else:
-                target[:, block].copy_(torch.addmm(offset[:, None], mix, chunk))
-    return out

@@ -11,14 +11,16 @@ import pickle
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from core import planner, sos
+from core import planner, regions, sos
 from core.cameras import Camera
 from core.checks import divergence_hint
+from core.colour_transfer import ColourMoments, match_colours
 from core.errors import InputError
 from core.gaussians import Gaussians
 from core.render import pick_backend, render
@@ -33,6 +35,8 @@ OPTIMIZE_CHOICES = BY_NAME["optimize"].values
 PARAMETERS = ("means", "quats", "log_scales", "opacity", "sh_dc", "sh_rest")
 TRAINED = {"color": ("sh_dc",), "sh": ("sh_dc", "sh_rest"), "sh+opacity": ("sh_dc", "sh_rest", "opacity")}
 CHECKPOINT_FORMAT = 2
+# Colour preservation measures the capture's colours on renders with at most this long side.
+COLOUR_SAMPLE_SIDE = 512
 # relu4_2 targets: 512 float32 channels at 1/8 resolution over a pyramid adding a third: ≈ 43 bytes per pixel.
 CONTENT_BYTES_PER_PX = 512 * 4 / 64 * 4 / 3
 # Share of the GPU memory budget that cached content targets may take before they move to host memory.
@@ -105,21 +109,25 @@ class _Views:
 
     def render(self, g: Gaussians, i: int, background: torch.Tensor, backend: str) -> torch.Tensor:
         """View i as [1, 3, H, W] (differentiable)."""
+        return self.render_with_alpha(g, i, background, backend)[0]
+
+    def render_with_alpha(self, g: Gaussians, i: int, background: torch.Tensor,
+                          backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """View i as [1, 3, H, W] (differentiable) and its coverage [1, 1, H, W]."""
         cam = self.cameras[i]
         out = render(g, self.viewmats[i], self.Ks[i], cam.width, cam.height, background=background, backend=backend)
-        return out.image.permute(2, 0, 1).unsqueeze(0)
+        return out.image.permute(2, 0, 1).unsqueeze(0), out.alpha.permute(2, 0, 1).unsqueeze(0)
 
     def content(self, i: int, build: Callable[[int], sos.ContentTargets]) -> sos.ContentTargets:
         """View i's content targets; when all views' would not fit the cache budget, they wait in host memory."""
         if i not in self._content:
             targets = build(i)
             if self.offload:
-                targets = sos.ContentTargets(targets.sizes, [f.cpu().pin_memory() for f in targets.features])
+                targets = replace(targets, features=[f.cpu().pin_memory() for f in targets.features])
             self._content[i] = targets
         targets = self._content[i]
         if targets.features[0].device != self.device:
-            targets = sos.ContentTargets(targets.sizes, [f.to(self.device, non_blocking=True)
-                                                         for f in targets.features])
+            targets = replace(targets, features=[f.to(self.device, non_blocking=True) for f in targets.features])
         return targets
 
 
@@ -195,7 +203,7 @@ class _Run:
     """One stylization's state: the scene being optimised, its views, loss targets, optimizer and history."""
 
     def __init__(self, scene: SplatData, style_image: torch.Tensor, cameras: list[Camera],
-                 settings: StylizeSettings):
+                 settings: StylizeSettings, region: torch.Tensor | None = None):
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.backend = pick_backend(self.device, settings.backend)
@@ -213,13 +221,44 @@ class _Run:
         self.weights = sos.LossWeights(style_strength=settings.style_strength,
                                        content_weight=settings.content_weight)
         self.autocast = settings.bf16 and self.device.type == "cuda"
+        self.region = region
+        if settings.preserve_colors:
+            style_image = match_colours(style_image, *self.capture_colours(cameras))
         self.style = style_image.permute(2, 0, 1).unsqueeze(0).to(self.device)
         self._style_targets: dict[tuple[int, int], tuple[sos.StyleTargets, list | None]] = {}
         self.history: list[dict] = []
         self.start_iteration = 0
 
     def current(self) -> Gaussians:
-        return gaussians_of(self.params)
+        g = gaussians_of(self.params)
+        return g if self.region is None else regions.blend(self.original, g, self.region)
+
+    def coverage(self, g: Gaussians, i: int, alpha: torch.Tensor) -> sos.Coverage | None:
+        """Object statistics' weights for view i rendered from `g` (None for frame statistics)."""
+        if self.settings.statistics == "frame":
+            return None
+        return sos.Coverage(self.selected(self.views, g, i, alpha), alpha.detach())
+
+    def selected(self, views: _Views, g: Gaussians, i: int, alpha: torch.Tensor) -> torch.Tensor:
+        """The coverage [1, 1, H, W] of the region's Gaussians in view i (the alpha when there is no region)."""
+        if self.region is None:
+            return alpha.detach()
+        with torch.no_grad():
+            black = torch.zeros_like(self.background)
+            return views.render(regions.coverage_colours(g, self.region), i, black, self.backend)[:, :1]
+
+    def capture_colours(self, cameras: list[Camera]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Colour mean and covariance of the unmodified scene over all views (coverage-weighted for object
+        statistics), from renders of at most COLOUR_SAMPLE_SIDE px."""
+        side = min(self.settings.resolution, COLOUR_SAMPLE_SIDE)
+        views = _Views([c.with_long_side(side) for c in cameras], self.device)
+        frame = self.settings.statistics == "frame"
+        moments = ColourMoments()
+        with torch.no_grad():
+            for i in range(len(cameras)):
+                image, alpha = views.render_with_alpha(self.original, i, self.background, self.backend)
+                moments.add(image[0].permute(1, 2, 0), None if frame else self.selected(views, self.original, i, alpha))
+        return moments.mean_covariance()
 
     def style_targets(self, h: int, w: int) -> tuple[sos.StyleTargets, list | None]:
         """Style statistics and memory plan per render size (computed once per run)."""
@@ -227,26 +266,33 @@ class _Run:
             sizes = sos.pyramid_sizes(h, w, self.settings.min_short_side)
             plan = _plan(sizes, self.device, self.settings) if self.device.type == "cuda" else None
             with torch.no_grad():
-                targets = sos.build_style_targets(self.vgg, self.style, sizes, plan=plan,
-                                                  autocast_bf16=self.autocast)
+                targets = sos.build_style_targets(self.vgg, self.style, sizes, stroke_scale=self.settings.stroke_scale,
+                                                  plan=plan, autocast_bf16=self.autocast)
             self._style_targets[(h, w)] = targets, plan
         return self._style_targets[(h, w)]
 
     def content_targets(self, i: int) -> sos.ContentTargets:
-        """relu4_2 targets of view i: the original scene's render from that camera."""
+        """Targets of view i from the original scene's render from that camera: relu4_2 features, and the units
+        of the relative balance."""
         with torch.no_grad():
-            image = self.views.render(self.original, i, self.background, self.backend)
+            image, alpha = self.views.render_with_alpha(self.original, i, self.background, self.backend)
             style, plan = self.style_targets(image.shape[2], image.shape[3])
-            return sos.build_content_targets(self.vgg, image, style.sizes, plan=plan, autocast_bf16=self.autocast)
+            relative = self.settings.balance == "relative"
+            return sos.build_content_targets(self.vgg, image, style.sizes, style=style if relative else None,
+                                             coverage=self.coverage(self.original, i, alpha), plan=plan,
+                                             autocast_bf16=self.autocast)
 
     def step(self) -> dict:
         """One iteration on a random view: render, SOS gradient of all scales, one rasterizer backward, Adam."""
         i = self.rng.randrange(len(self.views.cameras))
-        image = self.views.render(self.current(), i, self.background, self.backend)
+        g = self.current()
+        image, alpha = self.views.render_with_alpha(g, i, self.background, self.backend)
         style, plan = self.style_targets(image.shape[2], image.shape[3])
-        content = self.views.content(i, self.content_targets) if self.settings.content_weight > 0 else None
-        grad, terms = sos.sos_gradient(self.vgg, image.detach(), style, content, self.weights, plan=plan,
-                                       autocast_bf16=self.autocast)
+        relative = self.settings.balance == "relative"
+        content = self.views.content(i, self.content_targets) if self.settings.content_weight > 0 or relative else None
+        weights = sos.relative_weights(self.weights, style, content) if relative else self.weights
+        grad, terms = sos.sos_gradient(self.vgg, image.detach(), style, content, weights,
+                                       coverage=self.coverage(g, i, alpha), plan=plan, autocast_bf16=self.autocast)
         self.optimizer.zero_grad(set_to_none=True)
         if image.requires_grad:  # else no Gaussian shows in this view: nothing to update
             image.backward(grad)
@@ -286,6 +332,7 @@ def stylize(
     preview: PreviewCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     checkpoint_path: str | Path | None = None,
+    region: torch.Tensor | np.ndarray | None = None,
 ) -> StylizeResult:
     """Stylize a 3DGS scene with a painting: optimise its colours so its renders carry the painting's style at
     every scale (SGSST's multi-scale SOS loss, Galerne et al. CVPR 2025).
@@ -310,6 +357,8 @@ def stylize(
         checkpoint_path: where a checkpoint is saved every ``settings.checkpoint_every`` iterations; if the file
             exists when the call starts, the run resumes from it (same settings and scene size, else
             ``InputError``) and ends exactly as an uninterrupted run would.
+        region: ``[N]`` weights in [0, 1], how much of its stylized change each Gaussian takes (``core.regions``;
+            0 keeps a Gaussian as it is, though it still counts as content); None: the whole scene.
 
     Returns:
         A ``StylizeResult``: ``splat`` (the stylized scene, the input's PLY table with new SH colours and, for
@@ -336,7 +385,7 @@ def stylize(
     if not cameras:
         raise InputError("cameras: no cameras to render the scene from")
     t_start = time.perf_counter()
-    run = _Run(scene, style_image, cameras, settings)
+    run = _Run(scene, style_image, cameras, settings, _region_tensor(region, scene.count, settings))
     checkpoint = Path(checkpoint_path) if checkpoint_path else None
     state = _load_checkpoint(checkpoint, settings, scene.count) if checkpoint is not None else None
     if state is not None:
@@ -366,6 +415,17 @@ def stylize(
         timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
     return StylizeResult(run.current().to_splat_data(scene), run.history, cancelled, str(run.device), run.backend,
                          timings)
+
+
+def _region_tensor(region: torch.Tensor | np.ndarray | None, count: int,
+                   settings: StylizeSettings) -> torch.Tensor | None:
+    """The region as a float32 tensor [count] on the run's device; its length and range checked."""
+    if region is None:
+        return None
+    values = torch.as_tensor(region, dtype=torch.float32).reshape(-1)
+    if values.shape[0] != count or not bool(((values >= 0) & (values <= 1)).all()):
+        raise InputError(f"region: need {count} values in 0..1 (one per Gaussian), got {values.shape[0]}")
+    return values.to(resolve_device(settings.device))
 
 
 def _check_finite(run: _Run, record: dict) -> None:

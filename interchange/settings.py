@@ -106,11 +106,31 @@ class StylizeSettings:
     optimize: str = setting(
         "color", label="Optimize", choices=OPTIMIZE_CHOICES, group=MAIN,
         help="what is optimised: color (SH DC colours), sh (all SH bands) or sh+opacity (SH and opacity)")
+    statistics: str = setting(
+        "object", label="Statistics", group=MAIN,
+        choices=(("object", "Object", "Style statistics over what the scene covers (weighted by the render's alpha)"),
+                 ("frame", "Whole Frame", "Style statistics over the whole image, background included (SGSST)")),
+        help="object: match the painting over the pixels the scene covers; frame: over the whole image (SGSST)")
+    preserve_colors: bool = setting(
+        False, label="Preserve Colours", group=MAIN,
+        help="keep the capture's colours: the painting's colours are matched to the scene's first (Gatys et al. "
+             "2017), so only its brushwork is transferred")
+    stroke_scale: float = setting(
+        1.0, label="Stroke Scale", low=0.25, high=8.0, soft=(0.25, 4.0), group=MAIN, digits=2,
+        help="size of the painting's strokes relative to the render (1: painting short side = render short side; "
+             "never upscaled past the painting's pixels)")
     max_gpu_mem_gib: float | None = setting(
         None, label="GPU Memory Cap", flag="--max-gpu-mem", above=0.0, soft=(0.0, 80.0), group=MAIN,
         metavar="GiB", digits=1,
         help="GiB of GPU memory the style loss may use, above which it is computed in tiles (unset, or 0 in the "
              "add-on: as much as is free)")
+    balance: str = setting(
+        "relative", label="Balance",
+        choices=(("relative", "Relative", "Style and content measured relative to the capture's own, so a strength "
+                                          "means the same on every scene"),
+                 ("sgsst", "SGSST", "The released SGSST weights, unnormalised")),
+        help="relative: style and content relative to the capture's, so a strength means the same on every scene; "
+             "sgsst: the released SGSST weights")
     learning_rate: float = setting(
         0.05, label="Learning Rate", flag="--lr", above=0.0, high=10.0, soft=(0.001, 0.5), digits=3,
         help="Adam learning rate")

