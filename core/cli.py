@@ -49,6 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-weight", type=float, default=d.content_weight, help="weight of the content term")
     p.add_argument("--optimize", choices=OPTIMIZE_CHOICES, default=d.optimize,
                    help="color: SH DC colours; sh: all SH bands; sh+opacity: SH and opacity")
+    p.add_argument("--detail", type=float, default=d.detail, help="style-driven densification: 0 recolours the "
+                   "capture's Gaussians only; d > 0 lets the finest strokes split Gaussians, up to (1 + d) times "
+                   "the input's count (at most 4x, and what --max-gpu-mem leaves room for)")
+    p.add_argument("--densify-every", type=int, default=d.densify_every, metavar="K",
+                   help="split every K iterations (none in the last K)")
+    p.add_argument("--densify-threshold", type=float, default=d.densify_threshold, metavar="TAU",
+                   help="split candidates: average image-plane gradient above TAU times the mean of the Gaussians seen")
+    p.add_argument("--densify-dropout", type=float, default=d.densify_dropout, metavar="P",
+                   help="Gaussian dropout: each candidate is split with probability 1 - P")
+    p.add_argument("--geometry-lr", type=float, default=d.geometry_lr, help="also optimise positions (this rate "
+                   "times the cameras' extent) and log-scales (30 times it); 0: geometry frozen (default, "
+                   "not yet measured)")
     p.add_argument("--background", default="0,0,0", help="background colour r,g,b in 0..1, or black/white")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", choices=("auto", "cuda", "cpu", "mps"), default="auto")
@@ -110,7 +122,9 @@ def settings_from_args(args: argparse.Namespace) -> StylizeSettings:
         background=parse_background(args.background), max_gpu_mem_gib=args.max_gpu_mem, bf16=not args.no_bf16,
         device=args.device, vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
         vgg_preprocess=args.vgg_preprocess, cudnn_benchmark=args.cudnn_benchmark,
-        preview_every=max(args.preview_every, 0), checkpoint_every=max(args.checkpoint_every, 0))
+        preview_every=max(args.preview_every, 0), checkpoint_every=max(args.checkpoint_every, 0),
+        detail=args.detail, densify_every=args.densify_every, densify_threshold=args.densify_threshold,
+        densify_dropout=args.densify_dropout, geometry_lr=args.geometry_lr)
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[SplatData, torch.Tensor]:
@@ -247,11 +261,13 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
         "versions": versions(),
         "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend},
         "timings": {**result.timings, "write_s": time.perf_counter() - t0},
+        "densify": result.densify,
         "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(out / "cameras.json")},
         "history": result.history,
     }
     write_json_atomic(out / "report.json", report)
     reporter.emit({"event": "done", "ply": str(ply_path), "report": str(out / "report.json"),
+                   "gaussians": result.splat.count,
                    "text": f"wrote {ply_path} ({result.timings['it_per_s']:.2f} it/s on {report['device']['name']})"})
     return 0
 

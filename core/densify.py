@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor
@@ -61,7 +61,7 @@ the loss is made with that much less (``reserved_bytes``)."""
 
 PerGaussian = dict[str, Tensor]
 """A scene's per-Gaussian tensors by name (first dimension N); this module reads "means", "quats", "log_scales"
-and "opacity_logits" and carries every other entry along unchanged."""
+and "opacity" (logits) and carries every other entry along unchanged."""
 
 
 def budget(count: int, detail: float, memory_bytes: float | None = None) -> int:
@@ -227,6 +227,16 @@ class Densifier:
     def count(self) -> int:
         return len(self.origin)
 
+    @property
+    def seconds(self) -> float:
+        """Time spent splitting and pruning so far."""
+        return sum(r.seconds for r in self.rounds)
+
+    def report(self) -> dict:
+        """For report.json: budget, counts before and after, time, and every round."""
+        return {"enabled": self.enabled, "budget": self.limit, "gaussians_before": self.input_count,
+                "gaussians_after": self.count, "seconds": self.seconds, "rounds": [asdict(r) for r in self.rounds]}
+
     def observe(self, out: RenderOutput) -> None:
         """Add one view's image-plane gradients (after its backward pass)."""
         if self.enabled:
@@ -249,6 +259,8 @@ class Densifier:
         pruned = self._prune(tensors, children, optimizer, cameras)
         tensors = pruned[0]
         self.stats = GradientStats(self.count, self.origin.device)
+        if self.origin.is_cuda:
+            torch.cuda.synchronize(self.origin.device)
         record = SplitRecord(iteration, before, self.count, candidates, len(parents), pruned[1],
                              time.perf_counter() - start)
         self.rounds.append(record)
@@ -277,7 +289,7 @@ class Densifier:
         if len(children) == 0:
             return tensors, 0
         seen = drawable(*(tensors[k].detach()[children] for k in ("means", "quats", "log_scales",
-                                                                  "opacity_logits")), cameras)
+                                                                  "opacity")), cameras)
         if bool(seen.all()):
             return tensors, 0
         keep = torch.ones(self.count, dtype=torch.bool, device=children.device)
@@ -288,7 +300,7 @@ class Densifier:
 
     def state_dict(self) -> dict:
         return {"origin": self.origin.cpu(), "stats": self.stats.state_dict(),
-                "generator": self.generator.get_state(), "rounds": [vars(r).copy() for r in self.rounds]}
+                "generator": self.generator.get_state(), "rounds": [asdict(r) for r in self.rounds]}
 
     def load_state_dict(self, state: dict) -> None:
         device = self.origin.device

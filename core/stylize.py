@@ -12,18 +12,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
-from core import planner, sos
+from core import densify, planner, sos
 from core.atomic import atomic_write
 from core.cameras import Camera
 from core.errors import InputError
 from core.gaussians import Gaussians
 from core.ply import SplatData
-from core.render import pick_backend, render
+from core.render import RenderOutput, pick_backend, render
 from core.vgg import load_vgg19
 
 OPTIMIZE_CHOICES = ("color", "sh", "sh+opacity")
+TRAINED = {"color": ("sh_dc",), "sh": ("sh_dc", "sh_rest"), "sh+opacity": ("sh_dc", "sh_rest", "opacity")}
+# --geometry-lr: positions learn at that rate times the cameras' extent, log-scales at 30 times it (3DGS's ratio of
+# its scaling and position learning rates, 5e-3 / 1.6e-4).
+GEOMETRY_SCALE_LR_RATIO = 30.0
+DENSIFY_SETTINGS = ("detail", "densify_every", "densify_threshold", "densify_dropout", "geometry_lr")
 # relu4_2 targets: 512 float32 channels at 1/8 resolution over a pyramid adding a third: ≈ 43 bytes per pixel.
 CONTENT_BYTES_PER_PX = 512 * 4 / 64 * 4 / 3
 # Share of the GPU memory budget that cached content targets may take before they move to host memory.
@@ -55,6 +61,11 @@ class StylizeSettings:
     cudnn_benchmark: bool = False
     preview_every: int = 0
     checkpoint_every: int = 0
+    detail: float = 0.0
+    densify_every: int = 100
+    densify_threshold: float = 1.0
+    densify_dropout: float = 0.5
+    geometry_lr: float = 0.0
 
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the setting."""
@@ -69,6 +80,12 @@ class StylizeSettings:
              f"background must be three values in 0..1 (got {self.background})"),
             (self.max_gpu_mem_gib is None or self.max_gpu_mem_gib > 0, "GPU memory cap must be > 0 GiB"),
             (self.vgg_preprocess in ("caffe", "torch"), "VGG preprocessing must be 'caffe' or 'torch'"),
+            (0 <= self.detail <= densify.MAX_BUDGET_MULTIPLE - 1,
+             f"detail must be in 0..{densify.MAX_BUDGET_MULTIPLE - 1:g} (got {self.detail})"),
+            (self.densify_every >= 1, f"densify every must be >= 1 (got {self.densify_every})"),
+            (self.densify_threshold >= 0, f"densify threshold must be >= 0 (got {self.densify_threshold})"),
+            (0 <= self.densify_dropout < 1, f"densify dropout must be in 0..1, below 1 (got {self.densify_dropout})"),
+            (self.geometry_lr >= 0, f"geometry lr must be >= 0 (got {self.geometry_lr})"),
         ]
         for ok, message in checks:
             if not ok:
@@ -83,6 +100,7 @@ class StylizeResult:
     device: str
     backend: str
     timings: dict = field(default_factory=dict)
+    densify: dict | None = None
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -115,9 +133,18 @@ class _Views:
 
     def render(self, g: Gaussians, i: int, background: torch.Tensor, backend: str) -> torch.Tensor:
         """View i as [1, 3, H, W] (differentiable)."""
+        return self.output(g, i, background, backend).image.permute(2, 0, 1).unsqueeze(0)
+
+    def output(self, g: Gaussians, i: int, background: torch.Tensor, backend: str,
+               absgrad: bool = False) -> RenderOutput:
+        """View i's full render output (with the image-plane gradient's bookkeeping when ``absgrad``)."""
         cam = self.cameras[i]
-        out = render(g, self.viewmats[i], self.Ks[i], cam.width, cam.height, background=background, backend=backend)
-        return out.image.permute(2, 0, 1).unsqueeze(0)
+        return render(g, self.viewmats[i], self.Ks[i], cam.width, cam.height, background=background, backend=backend,
+                      absgrad=absgrad)
+
+    def culling_cameras(self) -> list[tuple[torch.Tensor, torch.Tensor, int, int]]:
+        """(viewmat, K, width, height) of every view, for densification's pruning."""
+        return [(v, k, c.width, c.height) for v, k, c in zip(self.viewmats, self.Ks, self.cameras)]
 
     def content(self, i: int, build: Callable[[int], sos.ContentTargets]) -> sos.ContentTargets:
         """View i's content targets; when all views' would not fit the cache budget, they wait in host memory."""
@@ -133,22 +160,39 @@ class _Views:
         return targets
 
 
-def _trainable(g: Gaussians, optimize: str) -> tuple[Gaussians, list[torch.Tensor]]:
-    """Leaf tensors to optimise (DC colour; + higher SH bands; + opacity) and the Gaussians that use them."""
-    dc = g.sh[:, :1].clone().requires_grad_(True)
-    rest = g.sh[:, 1:].clone().requires_grad_(optimize != "color" and g.sh.shape[1] > 1)
-    opacity = g.opacity_logits.clone().requires_grad_(optimize == "sh+opacity")
-    params = [t for t in (dc, rest, opacity) if t.requires_grad]
-    live = Gaussians(g.means, g.quats, g.log_scales, opacity, torch.cat([dc, rest], dim=1))
-    return live, params
+def _named(g: Gaussians) -> dict[str, torch.Tensor]:
+    """A scene's per-Gaussian tensors by name (SH split into the DC colour and the higher bands)."""
+    return {"means": g.means, "quats": g.quats, "log_scales": g.log_scales, "opacity": g.opacity_logits,
+            "sh_dc": g.sh[:, :1], "sh_rest": g.sh[:, 1:]}
 
 
-def _assemble(g: Gaussians, params: list[torch.Tensor], optimize: str) -> Gaussians:
+def _trainable(named: dict[str, torch.Tensor], settings: StylizeSettings) -> dict[str, torch.Tensor]:
+    """Leaves: copies that require grad for what is optimised (colours as ``optimize`` says; positions and
+    log-scales with a geometry learning rate), the rest detached."""
+    trained = TRAINED[settings.optimize] + (("means", "log_scales") if settings.geometry_lr > 0 else ())
+    return {name: t.detach().clone().requires_grad_(True) if name in trained and t.numel() else t.detach()
+            for name, t in named.items()}
+
+
+def _gaussians_of(named: dict[str, torch.Tensor]) -> Gaussians:
     """The Gaussians as they stand now (rebuilt each step so autograd sees the leaves)."""
-    dc = params[0]
-    rest = params[1] if optimize != "color" and g.sh.shape[1] > 1 else g.sh[:, 1:].detach()
-    opacity = params[-1] if optimize == "sh+opacity" else g.opacity_logits.detach()
-    return Gaussians(g.means, g.quats, g.log_scales, opacity, torch.cat([dc, rest], dim=1))
+    return Gaussians(named["means"], named["quats"], named["log_scales"], named["opacity"],
+                     torch.cat([named["sh_dc"], named["sh_rest"]], dim=1))
+
+
+def _optimizer(named: dict[str, torch.Tensor], settings: StylizeSettings, extent: float) -> torch.optim.Adam:
+    """Adam over the colours (``learning_rate``) and, with ``geometry_lr``, positions and log-scales."""
+    geometry = {"means": settings.geometry_lr * extent, "log_scales": settings.geometry_lr * GEOMETRY_SCALE_LR_RATIO}
+    colours = [t for name, t in named.items() if t.requires_grad and name not in geometry]
+    groups = [{"params": colours}] + [{"params": [named[name]], "lr": lr} for name, lr in geometry.items()
+                                      if named[name].requires_grad]
+    return torch.optim.Adam(groups, lr=settings.learning_rate)
+
+
+def _camera_extent(cameras: list[Camera]) -> float:
+    """1.1 × the largest distance of a camera centre from their mean (3DGS's scale for position learning rates)."""
+    centres = torch.as_tensor(np.stack([c.position() for c in cameras]), dtype=torch.float64)
+    return 1.1 * float((centres - centres.mean(0)).norm(dim=1).max().clamp_min(1e-6))
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -179,10 +223,15 @@ class _Run:
         torch.manual_seed(settings.seed)
         self.rng = random.Random(settings.seed)
         self.original = Gaussians.from_splat_data(scene, self.device)
-        self.live, self.params = _trainable(self.original, settings.optimize)
-        self.optimizer = torch.optim.Adam(self.params, lr=settings.learning_rate)
+        self.extent = _camera_extent(cameras)
+        self.named = _trainable(_named(self.original), settings)
+        self.optimizer = _optimizer(self.named, settings, self.extent)
         self.views = _Views([c.with_long_side(settings.resolution) for c in cameras], self.device,
                             _content_cache_bytes(self.device, settings))
+        self.densifier = densify.Densifier(
+            scene.count, detail=settings.detail, every=settings.densify_every, iterations=settings.iterations,
+            threshold=settings.densify_threshold, dropout=settings.densify_dropout, seed=settings.seed,
+            device=self.device, memory_bytes=_memory_budget(self.device, settings))
         self.background = torch.tensor(settings.background, dtype=torch.float32, device=self.device)
         self.vgg = load_vgg19(settings.vgg_weights, device=self.device, preprocess=settings.vgg_preprocess)
         if self.device.type == "cuda":
@@ -196,13 +245,14 @@ class _Run:
         self.start_iteration = 0
 
     def current(self) -> Gaussians:
-        return _assemble(self.live, self.params, self.settings.optimize)
+        return _gaussians_of(self.named)
 
     def style_targets(self, h: int, w: int) -> tuple[sos.StyleTargets, list | None]:
         """Style statistics and memory plan per render size (computed once per run)."""
         if (h, w) not in self._style_targets:
             sizes = sos.pyramid_sizes(h, w, self.settings.min_short_side)
-            plan = _plan(sizes, self.device, self.settings) if self.device.type == "cuda" else None
+            reserve = densify.reserved_bytes(self.densifier.input_count, self.densifier.limit)
+            plan = _plan(sizes, self.device, self.settings, reserve) if self.device.type == "cuda" else None
             with torch.no_grad():
                 targets = sos.build_style_targets(self.vgg, self.style, sizes, plan=plan,
                                                   autocast_bf16=self.autocast)
@@ -219,15 +269,22 @@ class _Run:
     def step(self) -> dict:
         """One iteration on a random view: render, SOS gradient of all scales, one rasterizer backward, Adam."""
         i = self.rng.randrange(len(self.views.cameras))
-        image = self.views.render(self.current(), i, self.background, self.backend)
+        out = self.views.output(self.current(), i, self.background, self.backend, absgrad=self.densifier.enabled)
+        image = out.image.permute(2, 0, 1).unsqueeze(0)
         style, plan = self.style_targets(image.shape[2], image.shape[3])
         content = self.views.content(i, self.content_targets) if self.settings.content_weight > 0 else None
         grad, terms = sos.sos_gradient(self.vgg, image.detach(), style, content, self.weights, plan=plan,
                                        autocast_bf16=self.autocast)
         self.optimizer.zero_grad(set_to_none=True)
         image.backward(grad)
+        self.densifier.observe(out)
         self.optimizer.step()
         record = {"iteration": len(self.history) + 1, "view": i, **terms}
+        if self.densifier.due(record["iteration"]):
+            self.named, split = self.densifier.split(record["iteration"], self.named, self.optimizer,
+                                                     self.views.culling_cameras())
+            record["densify"] = asdict(split)
+        record["gaussians"] = self.densifier.count
         self.history.append(record)
         return record
 
@@ -237,14 +294,17 @@ class _Run:
 
     def checkpoint_state(self, scene_count: int) -> dict:
         return {"settings": asdict(self.settings), "count": scene_count, "iteration": len(self.history),
-                "params": [p.detach().cpu() for p in self.params], "optimizer": self.optimizer.state_dict(),
+                "params": {name: t.detach().cpu() for name, t in self.named.items()},
+                "optimizer": self.optimizer.state_dict(), "densify": self.densifier.state_dict(),
                 "rng": self.rng.getstate(), "history": self.history}
 
     def restore(self, state: dict) -> None:
-        with torch.no_grad():
-            for p, saved in zip(self.params, state["params"]):
-                p.copy_(saved.to(self.device))
+        """Continue from a checkpoint: its tensors (whatever their count), optimizer, densification and random
+        states, history."""
+        self.named = _trainable({name: t.to(self.device) for name, t in state["params"].items()}, self.settings)
+        self.optimizer = _optimizer(self.named, self.settings, self.extent)
         self.optimizer.load_state_dict(state["optimizer"])
+        self.densifier.load_state_dict(state["densify"])
         self.rng.setstate(state["rng"])
         self.history = state["history"]
         self.start_iteration = state["iteration"]
@@ -287,19 +347,23 @@ def stylize(
         record = run.step()
         rate = (done - run.start_iteration) / max(time.perf_counter() - t_loop, 1e-9)
         if progress is not None:
-            progress({"event": "progress", "iterations": settings.iterations, **record,
-                      "it_per_s": rate, "eta_s": (settings.iterations - done) / max(rate, 1e-9)})
+            progress({"event": "progress", "iterations": settings.iterations, **record, "it_per_s": rate,
+                      "eta_s": (settings.iterations - done) / max(rate, 1e-9), "densify_s": run.densifier.seconds})
         if preview is not None and _every(done, settings.preview_every, settings.iterations):
             preview(done, run.preview_image())
         if checkpoint is not None and settings.checkpoint_every and done % settings.checkpoint_every == 0:
             _save_checkpoint(checkpoint, run.checkpoint_state(scene.count))
     t_end = time.perf_counter()
     steps = len(run.history) - run.start_iteration
-    timings = {"total_s": t_end - t_start, "loop_s": t_end - t_loop, "it_per_s": steps / max(t_end - t_loop, 1e-9)}
+    timings = {"total_s": t_end - t_start, "loop_s": t_end - t_loop, "it_per_s": steps / max(t_end - t_loop, 1e-9),
+               "densify_s": run.densifier.seconds}
     if run.device.type == "cuda":
         timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
-    return StylizeResult(run.current().to_splat_data(scene), run.history, cancelled, str(run.device), run.backend,
-                         timings)
+    geometry_changed = run.densifier.enabled or settings.geometry_lr > 0
+    template = densify.splat_data(scene, run.densifier.origin, run.named) if geometry_changed else scene
+    return StylizeResult(run.current().to_splat_data(template), run.history, cancelled, str(run.device), run.backend,
+                         timings, {**run.densifier.report(),
+                                   "settings": {name: getattr(settings, name) for name in DENSIFY_SETTINGS}})
 
 
 def _every(done: int, period: int, last: int) -> bool:
@@ -317,9 +381,19 @@ def _content_cache_bytes(device: torch.device, settings: StylizeSettings) -> flo
     return CONTENT_CACHE_SHARE * budget
 
 
-def _plan(sizes: list[tuple[int, int]], device: torch.device, settings: StylizeSettings) -> list:
-    cap = None if settings.max_gpu_mem_gib is None else int(settings.max_gpu_mem_gib * 2**30)
-    return planner.plan_scales(sizes, free_bytes=planner.free_gpu_bytes(device), cap_bytes=cap, bf16=settings.bf16)
+def _memory_budget(device: torch.device, settings: StylizeSettings) -> float | None:
+    """GPU memory the run may use, min(cap, free), that densification's budget is measured against (None off CUDA)."""
+    if device.type != "cuda":
+        return None
+    budget = planner.free_gpu_bytes(device)
+    return budget if settings.max_gpu_mem_gib is None else min(budget, settings.max_gpu_mem_gib * 2**30)
+
+
+def _plan(sizes: list[tuple[int, int]], device: torch.device, settings: StylizeSettings, reserve: int = 0) -> list:
+    """The loss's memory plan, with ``reserve`` bytes kept for the Gaussians densification may add."""
+    cap = None if settings.max_gpu_mem_gib is None else int(settings.max_gpu_mem_gib * 2**30) - reserve
+    return planner.plan_scales(sizes, free_bytes=planner.free_gpu_bytes(device) - reserve, cap_bytes=cap,
+                               bf16=settings.bf16)
 
 
 def render_views(scene: SplatData, cameras: list[Camera], *, resolution: int | None = None,

@@ -3,7 +3,11 @@ footprint), what children inherit (render, PLY rows, Adam state), pruning."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +15,13 @@ import torch
 
 from core import densify
 from core.cameras import orbit_cameras
-from core.demo import demo_scene
+from core.demo import demo_scene, demo_style
+from core.errors import InputError
 from core.gaussians import Gaussians
-from core.ply import make_splat_data
+from core.ply import make_splat_data, read_ply
 from core.raster_torch import project_gaussians, quat_scale_to_covar, rasterize_torch
 from core.render import render
+from core.stylize import StylizeSettings, stylize
 
 RES = 64
 
@@ -138,12 +144,12 @@ def test_expected_depth_of_an_opaque_gaussian_is_its_depth():
 
 
 def per_gaussian(g: Gaussians) -> densify.PerGaussian:
-    return {"means": g.means, "quats": g.quats, "log_scales": g.log_scales, "opacity_logits": g.opacity_logits,
+    return {"means": g.means, "quats": g.quats, "log_scales": g.log_scales, "opacity": g.opacity_logits,
             "sh": g.sh}
 
 
 def as_gaussians(t: densify.PerGaussian) -> Gaussians:
-    return Gaussians(t["means"], t["quats"], t["log_scales"], t["opacity_logits"], t["sh"])
+    return Gaussians(t["means"], t["quats"], t["log_scales"], t["opacity"], t["sh"])
 
 
 def all_seen(densifier: densify.Densifier, gradient=None) -> None:
@@ -248,7 +254,7 @@ def test_children_inherit_every_property_and_adam_moments():
         torch.testing.assert_close(state[key], old_state[key][d.origin])
         torch.testing.assert_close(state[key][30], old_state[key][3])
     assert torch.equal(state["step"], old_state["step"])
-    for name in ("sh", "quats", "opacity_logits"):
+    for name in ("sh", "quats", "opacity"):
         assert torch.equal(split[name].detach()[[3, 30]], tensors[name].detach()[[3, 3]])
     assert not torch.equal(split["means"][3], split["means"][30])
     new.grad = torch.ones_like(new)
@@ -263,7 +269,7 @@ def test_children_no_camera_draws_are_pruned():
     means = torch.tensor([[0.0, 0.0, 0.6]]).repeat(count, 1) + torch.linspace(-0.1, 0.1, count)[:, None]
     tensors = {"means": means, "quats": torch.tensor([[1.0, 0, 0, 0]] * count),
                "log_scales": torch.log(torch.tensor([[0.01, 0.01, 3.0]] * count)),
-               "opacity_logits": torch.full((count,), 2.0), "sh": torch.arange(count * 3.0).reshape(count, 1, 3)}
+               "opacity": torch.full((count,), 2.0), "sh": torch.arange(count * 3.0).reshape(count, 1, 3)}
     cameras = [(*camera(32, 30.0, torch.float32), 32, 32)]
     d = densifier(count, detail=1.0, iterations=20)
     all_seen(d)
@@ -277,7 +283,7 @@ def test_children_no_camera_draws_are_pruned():
     assert (record.before, record.split) == (count, count)
     assert record.pruned == int((~drawn).sum()) > 0
     assert record.after == 2 * count - record.pruned == d.count == len(split["sh"])
-    assert bool(densify.drawable(split["means"], split["quats"], split["log_scales"], split["opacity_logits"],
+    assert bool(densify.drawable(split["means"], split["quats"], split["log_scales"], split["opacity"],
                                  cameras).all())
     torch.testing.assert_close(split["sh"][:, 0, 0], d.origin.float() * 3)
 
@@ -328,3 +334,73 @@ def test_output_rows_carry_extra_properties_and_new_geometry():
     np.testing.assert_array_equal(out.means()[5], template.means()[2] + 1.0)
     np.testing.assert_array_equal(out.sh_rest()[5], template.sh_rest()[2])
     assert not out.vertices.flags.writeable
+
+
+# --- in the stylization loop -------------------------------------------------------------------------------
+
+
+def detail_settings(**kw) -> StylizeSettings:
+    base = dict(iterations=6, resolution=48, device="cpu", learning_rate=0.02, detail=1.0, densify_every=2)
+    return StylizeSettings(**{**base, **kw})
+
+
+def test_a_detail_run_resumes_exactly_after_a_split(scene, tmp_path, one_thread):
+    """Splits after iterations 2 and 4; the checkpoint at 3 holds a changed count, and the resumed run ends
+    exactly where an uninterrupted one does (count, origin rows, geometry, colours)."""
+    views = orbit_cameras(scene.means(), scene.opacity_logits(), count=2, width=48, height=48)
+    style = demo_style(96)
+    ckpt = tmp_path / "checkpoint.pt"
+    settings = detail_settings(checkpoint_every=3)
+    polls = []
+    partial = stylize(scene, style, views, settings, checkpoint_path=ckpt,
+                      should_stop=lambda: polls.append(1) or len(polls) > 3)
+    assert partial.cancelled and partial.history[1]["densify"]["after"] > scene.count
+    assert torch.load(ckpt, weights_only=False)["params"]["means"].shape[0] == partial.history[2]["gaussians"]
+    resumed = stylize(scene, style, views, settings, checkpoint_path=ckpt)
+    straight = stylize(scene, style, views, detail_settings())
+    assert [h["gaussians"] for h in resumed.history] == [h["gaussians"] for h in straight.history]
+    assert straight.history[-1]["gaussians"] > straight.history[1]["gaussians"] > scene.count
+    assert resumed.splat.count == straight.splat.count
+    np.testing.assert_array_equal(resumed.splat.means(), straight.splat.means())
+    np.testing.assert_array_equal(resumed.splat.log_scales(), straight.splat.log_scales())
+    np.testing.assert_allclose(resumed.splat.sh_dc(), straight.splat.sh_dc(), atol=1e-6)
+
+
+def test_detail_zero_keeps_the_scene_and_colours_only(scene):
+    views = orbit_cameras(scene.means(), scene.opacity_logits(), count=1, width=48, height=48)
+    result = stylize(scene, demo_style(96), views, detail_settings(detail=0.0, iterations=4))
+    assert result.splat.count == scene.count and result.densify["gaussians_after"] == scene.count
+    assert not result.densify["enabled"] and result.densify["rounds"] == []
+    assert result.splat.vertices.tobytes() != scene.vertices.tobytes()
+    np.testing.assert_array_equal(result.splat.means(), scene.means())
+
+
+def test_command_line_detail_writes_a_larger_standard_ply_and_reports_it(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "core", "--demo", "-o", str(out), "--iterations", "4",
+                           "--resolution", "48", "--views", "2", "--json-progress", "--detail", "1",
+                           "--densify-every", "2"], check=False, cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    ply = read_ply(out / "stylized.ply")
+    original = demo_scene()
+    assert ply.count > original.count and ply.vertices.dtype == original.vertices.dtype
+    report = json.loads((out / "report.json").read_text())
+    densified = report["densify"]
+    assert densified["gaussians_before"] == original.count and densified["gaussians_after"] == ply.count
+    assert densified["settings"] == {"detail": 1.0, "densify_every": 2, "densify_threshold": 1.0,
+                                     "densify_dropout": 0.5, "geometry_lr": 0.0}
+    assert [r["iteration"] for r in densified["rounds"]] == [2] and densified["seconds"] > 0
+    assert report["timings"]["densify_s"] == densified["seconds"]
+    progress = [json.loads(line) for line in proc.stdout.splitlines()]
+    progress = [e for e in progress if e["event"] == "progress"]
+    assert [e["gaussians"] for e in progress][1:] == [ply.count] * 3 and progress[0]["gaussians"] == original.count
+    assert progress[-1]["densify_s"] == densified["seconds"]
+
+
+@pytest.mark.parametrize("field,value", [("detail", -1.0), ("detail", 3.5), ("densify_every", 0),
+                                         ("densify_dropout", 1.0), ("geometry_lr", -0.1)])
+def test_bad_densify_settings_are_refused_with_their_name(scene, field, value):
+    views = orbit_cameras(scene.means(), scene.opacity_logits(), count=1, width=48, height=48)
+    with pytest.raises(InputError, match=f"settings: {field.replace('_', ' ')}"):
+        stylize(scene, demo_style(96), views, detail_settings(**{field: value}))

@@ -64,7 +64,7 @@ def test_progress_events_and_cooperative_cancel(scene, one_camera):
     assert {"style", "content", "total", "it_per_s", "eta_s", "iterations"} <= set(events[0])
 
 
-def test_checkpoint_resume_matches_an_uninterrupted_run(scene, one_camera, tmp_path):
+def test_checkpoint_resume_matches_an_uninterrupted_run(scene, one_camera, tmp_path, one_thread):
     ckpt = tmp_path / "checkpoint.pt"
     s = settings(iterations=6, checkpoint_every=3)
     calls = []
