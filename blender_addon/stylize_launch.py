@@ -60,7 +60,7 @@ def fill_job(context: bpy.types.Context, obj: bpy.types.Object, folder: Path, de
     cameras, created_rig = job_cameras(context, obj)
     props = context.scene.sos_stylize
     try:
-        write_job(folder, obj, cameras, context.scene, props.style_image, props.options(device))
+        write_job(folder, obj, cameras, context.scene, props.style_image, props.settings(device))
     except (SplatInputError, OSError) as error:
         if created_rig:
             remove_orbit_rig(obj)

@@ -9,6 +9,7 @@ import bpy
 
 from . import render_worker, stylize_session
 from .errors import SplatInputError
+from .interchange.settings import ADVANCED, MAIN, rows
 from .stylize_job import StylizeJob
 from .ui_panel import SidebarPanel
 from .worker_config import addon_preferences, cached_check, check_problems, configured_python, describe_check
@@ -62,6 +63,13 @@ def draw_job(layout: bpy.types.UILayout) -> None:
         wrapped_label(box, message.text, MESSAGE_ICONS[message.level])
 
 
+def draw_settings(layout: bpy.types.UILayout, props: bpy.types.PropertyGroup, group: str) -> None:
+    """One panel group's rows of the settings schema, in schema order."""
+    column = layout.column(align=True)
+    for name in rows(group):
+        column.prop(props, name)
+
+
 class VIEW3D_PT_sos_stylize(SidebarPanel, bpy.types.Panel):
     """Style image, settings, cameras, Stylize / Cancel, progress and preview."""
 
@@ -72,20 +80,25 @@ class VIEW3D_PT_sos_stylize(SidebarPanel, bpy.types.Panel):
         layout = self.layout
         props = context.scene.sos_stylize
         layout.template_ID_preview(props, "style_image", open="image.open", rows=3, cols=6)
-        column = layout.column(align=True)
-        column.prop(props, "resolution")
-        column.prop(props, "iterations")
-        column = layout.column(align=True)
-        column.prop(props, "style_strength")
-        column.prop(props, "content_weight")
-        layout.prop(props, "optimize", text="")
+        draw_settings(layout, props, MAIN)
         layout.prop(props, "camera_source", text="")
         if props.camera_source == 'ORBIT':
             row = layout.row(align=True)
             row.prop(props, "orbit_count")
             row.operator("sos.add_orbit_cameras", text="Add Orbit Cameras", icon='OUTLINER_OB_CAMERA')
-        layout.prop(props, "max_gpu_mem")
         draw_job(layout)
+
+
+class VIEW3D_PT_sos_advanced(SidebarPanel, bpy.types.Panel):
+    """The less common stylization settings (learning rate, seed, background, VGG, previews, checkpoints)."""
+
+    bl_label = "Advanced"
+    bl_idname = "VIEW3D_PT_sos_advanced"
+    bl_parent_id = VIEW3D_PT_sos_stylize.bl_idname
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        draw_settings(self.layout, context.scene.sos_stylize, ADVANCED)
 
 
 class VIEW3D_PT_sos_worker(SidebarPanel, bpy.types.Panel):
@@ -147,7 +160,7 @@ def draw_status(self: bpy.types.Header, context: bpy.types.Context) -> None:
                              text=f"Stylize {progress_text(job)}")
 
 
-CLASSES = (VIEW3D_PT_sos_stylize, VIEW3D_PT_sos_worker, VIEW3D_PT_sos_render)
+CLASSES = (VIEW3D_PT_sos_stylize, VIEW3D_PT_sos_advanced, VIEW3D_PT_sos_worker, VIEW3D_PT_sos_render)
 
 
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)

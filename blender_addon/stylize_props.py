@@ -1,53 +1,65 @@
-"""The Stylize panel's settings, stored per scene (scene.sos_stylize), and the job's progress factor."""
+"""The Stylize panel's settings, stored per scene (scene.sos_stylize), and the job's progress factor.
+
+The stylization settings are not declared here: each property is built from the one settings schema
+(interchange.settings, bundled in the add-on's zip), with its label, tooltip, default, bounds and choices.
+Only what the add-on adds (the style image, where the cameras come from) is declared here.
+"""
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
+                       PointerProperty, StringProperty)
 
-from .job_folder import JobOptions
+from .errors import SplatInputError
+from .interchange.settings import ADVANCED, MAIN, SETTINGS, Setting, StylizeSettings, settings_from_ui
 
-OPTIMIZE_ITEMS = [
-    ('COLOR', "Colours", "Optimise the base (view-independent) colour of each Gaussian"),
-    ('SH', "Colours + View-Dependent", "Also optimise the higher spherical-harmonics bands"),
-    ('SH_OPACITY', "Colours + View-Dependent + Opacity", "Also optimise each Gaussian's opacity"),
-]
-OPTIMIZE_ARGUMENT = {'COLOR': "color", 'SH': "sh", 'SH_OPACITY': "sh+opacity"}
 CAMERA_SOURCES = [
     ('IMPORTED', "Imported Cameras", "The cameras imported with the splat (cameras.json), attached to it"),
     ('SELECTED', "Selected Cameras", "The selected camera objects"),
     ('ORBIT', "Orbit Rig", "An orbit rig around the splat, created as cameras in the scene (Add Orbit Cameras)"),
 ]
+PANEL_SETTINGS = tuple(item for item in SETTINGS if item.spec.group in (MAIN, ADVANCED))
+PROPERTY_TYPES = {"int": IntProperty, "float": FloatProperty, "bool": BoolProperty, "choice": EnumProperty,
+                  "text": StringProperty, "colour": FloatVectorProperty}
+
+
+def setting_property(item: Setting):
+    """The bpy property of one schema setting."""
+    options = {"name": item.spec.label, "description": item.description, "default": item.ui_default()}
+    if item.kind == "choice":
+        options["items"] = item.ui_items()
+    elif item.kind == "text":
+        options["subtype"] = 'FILE_PATH'
+    else:
+        options.update(item.ui_range())
+    if item.kind == "colour":
+        options.update(size=3, subtype='COLOR_GAMMA')  # display-referred sRGB, as the engine's renders
+    if item.spec.digits is not None:
+        options["precision"] = item.spec.digits
+    return PROPERTY_TYPES[item.kind](**options)
 
 
 class SOS_PG_stylize_settings(bpy.types.PropertyGroup):
-    """What to stylize with and how."""
+    """What to stylize with and how (the schema's settings are added below)."""
 
     style_image: PointerProperty(name="Style", type=bpy.types.Image,
                                  description="The painting whose style is transferred to the splat")
-    resolution: IntProperty(name="Resolution", default=1024, min=16, max=8192,
-                            description="Long side in pixels of the views the style loss sees (up to 8K; "
-                                        "above about 2K the loss is computed in tiles)")
-    iterations: IntProperty(name="Iterations", default=600, min=1, max=100_000,
-                            description="Optimisation steps (one random view each)")
-    style_strength: FloatProperty(name="Style Strength", default=1.0, min=0.0, soft_max=10.0,
-                                  description="Weight of the painting's style against the scene's content")
-    content_weight: FloatProperty(name="Content Weight", default=1.0, min=0.0, soft_max=10.0,
-                                  description="How strongly the stylized views keep the original's structure")
-    optimize: EnumProperty(name="Optimize", items=OPTIMIZE_ITEMS, default='COLOR')
     camera_source: EnumProperty(name="Cameras", items=CAMERA_SOURCES, default='IMPORTED')
     orbit_count: IntProperty(name="Views", default=24, min=1, max=512,
                              description="Number of cameras in the orbit rig")
-    max_gpu_mem: FloatProperty(name="GPU Memory Cap", default=0.0, min=0.0, soft_max=80.0,
-                               description="GiB of GPU memory the style loss may use (0: as much as is free); "
-                                           "above it the loss is computed in tiles")
-    preview_every: IntProperty(name="Preview Every", default=25, min=0,
-                               description="Refresh the preview every N iterations (0: no preview)")
 
-    def options(self, device: str) -> JobOptions:
-        """The engine settings these properties stand for."""
-        return JobOptions(resolution=self.resolution, iterations=self.iterations,
-                          style_strength=self.style_strength, content_weight=self.content_weight,
-                          optimize=OPTIMIZE_ARGUMENT[self.optimize], max_gpu_mem_gib=self.max_gpu_mem,
-                          preview_every=self.preview_every, device=device)
+    def settings(self, device: str) -> StylizeSettings:
+        """The engine settings these properties stand for; raises SplatInputError naming an unusable one."""
+        values = {item.name: getattr(self, item.name) for item in PANEL_SETTINGS}
+        for item in PANEL_SETTINGS:
+            if item.kind == "text" and values[item.name]:
+                values[item.name] = bpy.path.abspath(values[item.name])
+        settings = settings_from_ui({**values, "device": device})
+        for item, problem in settings.problems():
+            raise SplatInputError(f"Stylize settings: {item.spec.label} {problem}")
+        return settings
+
+
+SOS_PG_stylize_settings.__annotations__.update({item.name: setting_property(item) for item in PANEL_SETTINGS})
 
 
 def register() -> None:

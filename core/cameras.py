@@ -63,7 +63,7 @@ class Camera:
 
     @classmethod
     def from_pose(cls, name: str, width: int, height: int, fx: float, fy: float, cx: float, cy: float,
-                  position: np.ndarray, cam_to_world_rotation: np.ndarray) -> "Camera":
+                  position: np.ndarray, cam_to_world_rotation: np.ndarray) -> Camera:
         """A camera from its centre in world and its camera-to-world rotation (the cameras.json pose)."""
         return cls(name, int(width), int(height), float(fx), float(fy), float(cx), float(cy),
                    viewmat_from_pose(np.asarray(position, float), np.asarray(cam_to_world_rotation, float)))
@@ -80,7 +80,7 @@ class Camera:
         """Camera centre in world coordinates [3]."""
         return -self.viewmat[:3, :3].T @ self.viewmat[:3, 3]
 
-    def resized(self, width: int, height: int) -> "Camera":
+    def resized(self, width: int, height: int) -> Camera:
         """The same view rendered at another size: intrinsics scale with each axis."""
         if width <= 0 or height <= 0:
             raise ValueError(f"camera {self.name!r}: size must be positive, got {width}x{height}")
@@ -88,7 +88,7 @@ class Camera:
         return Camera(self.name, int(width), int(height), self.fx * sx, self.fy * sy,
                       self.cx * sx, self.cy * sy, self.viewmat)
 
-    def with_long_side(self, long_side: int) -> "Camera":
+    def with_long_side(self, long_side: int) -> Camera:
         """The same view with its longer side ``long_side`` pixels, the other rounded to keep the aspect."""
         scale = long_side / max(self.width, self.height)
         if self.width >= self.height:

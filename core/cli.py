@@ -8,6 +8,7 @@ import platform
 import signal
 import sys
 import time
+import typing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,15 +23,23 @@ from core.errors import InputError
 from core.images import load_image, save_png, side_by_side
 from core.ply import SplatData, read_ply, write_ply
 from core.render import gsplat_version
-from core.stylize import OPTIMIZE_CHOICES, StylizeResult, StylizeSettings, render_views, resolve_device, stylize
+from core.stylize import StylizeResult, StylizeSettings, check_settings, render_views, resolve_device, stylize
+from interchange.settings import add_arguments, settings_from_namespace
 
 PREVIEW_VIEWS = 3
 CAMERA_FILE_NAMES = ("cameras.json",)
+DEMO_SETTINGS = {"iterations": 120, "resolution": 128}  # --demo's defaults: a quick run on the procedural scene
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors naming the option (``error: --lr: must be ...``), exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message.removeprefix('argument ')}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = StylizeSettings()
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="sos-stylize", fromfile_prefix_chars="@",
         description="Stylize a 3D Gaussian Splatting scene with a painting (SGSST's multi-scale SOS loss). Writes "
         "OUTDIR/stylized.ply, previews and OUTDIR/report.json. Arguments can also come from a file, one per line: "
@@ -42,55 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cameras", type=Path, help="cameras.json (Inria) or COLMAP text model; default: cameras.json "
                    "beside the scene (3DGS output layout), else an orbit rig around the scene")
     p.add_argument("--views", type=int, default=24, help="number of orbit cameras when no cameras are given")
-    p.add_argument("--resolution", type=int, help=f"render long side in px (default {d.resolution}; demo 128)")
-    p.add_argument("--iterations", type=int, help=f"optimisation steps (default {d.iterations}; demo 120)")
-    p.add_argument("--lr", type=float, default=d.learning_rate, help="Adam learning rate")
-    p.add_argument("--style-strength", type=float, default=d.style_strength, help="weight of style vs content")
-    p.add_argument("--content-weight", type=float, default=d.content_weight, help="weight of the content term")
-    p.add_argument("--optimize", choices=OPTIMIZE_CHOICES, default=d.optimize,
-                   help="color: SH DC colours; sh: all SH bands; sh+opacity: SH and opacity")
-    p.add_argument("--detail", type=float, default=d.detail, help="style-driven densification: 0 recolours the "
-                   "capture's Gaussians only; d > 0 lets the finest strokes split Gaussians, up to (1 + d) times "
-                   "the input's count (at most 4x, and what --max-gpu-mem leaves room for)")
-    p.add_argument("--densify-every", type=int, default=d.densify_every, metavar="K",
-                   help="split every K iterations (none in the last K)")
-    p.add_argument("--densify-threshold", type=float, default=d.densify_threshold, metavar="TAU",
-                   help="split candidates: average image-plane gradient above TAU times the mean of the Gaussians seen")
-    p.add_argument("--densify-dropout", type=float, default=d.densify_dropout, metavar="P",
-                   help="Gaussian dropout: each candidate is split with probability 1 - P")
-    p.add_argument("--geometry-lr", type=float, default=d.geometry_lr, help="also optimise positions (this rate "
-                   "times the cameras' extent) and log-scales (30 times it); 0: geometry frozen (default, "
-                   "not yet measured)")
-    p.add_argument("--background", default="0,0,0", help="background colour r,g,b in 0..1, or black/white")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", choices=("auto", "cuda", "cpu", "mps"), default="auto")
-    p.add_argument("--max-gpu-mem", type=float, metavar="GiB", help="cap on GPU memory for the loss (tiles above)")
-    p.add_argument("--no-bf16", action="store_true", help="run VGG in float32/TF32 instead of bf16 autocast")
-    p.add_argument("--vgg-weights", type=Path, help="other VGG-19 weights (torchvision-style state dict)")
-    p.add_argument("--vgg-preprocess", choices=("caffe", "torch"), default="caffe",
-                   help="input convention of --vgg-weights: caffe (BGR 0-255, mean-subtracted) or torch (ImageNet)")
-    p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune convolutions (measured slower "
-                   "for runs of a few hundred steps: docs/benchmarks.md)")
     p.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout (for programs)")
-    p.add_argument("--preview-every", type=int, default=0, help="write OUTDIR/preview.png every N iterations")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="save OUTDIR/checkpoint.pt every N iterations "
-                   "(a later run with the same settings resumes from it)")
     p.add_argument("--cancel-file", type=Path, help="stop cooperatively when this file appears")
     p.add_argument("--version", action="version", version=f"sos-stylize {__version__}")
+    add_arguments(p.add_argument_group("stylization settings"),
+                  notes={name: f"demo {value}" for name, value in DEMO_SETTINGS.items()})
     return p
-
-
-def parse_background(text: str) -> tuple[float, float, float]:
-    named = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0)}
-    if text in named:
-        return named[text]
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise InputError(f"--background: expected r,g,b in 0..1 or black/white, got '{text}'")
-    return values  # type: ignore[return-value]
 
 
 def find_cameras_beside(scene: Path) -> Path | None:
@@ -114,17 +80,8 @@ def choose_cameras(args: argparse.Namespace, scene: SplatData) -> tuple[list[Cam
 
 
 def settings_from_args(args: argparse.Namespace) -> StylizeSettings:
-    default_iterations = 120 if args.demo else StylizeSettings.iterations
-    return StylizeSettings(
-        iterations=args.iterations if args.iterations is not None else default_iterations,
-        learning_rate=args.lr, style_strength=args.style_strength, content_weight=args.content_weight,
-        resolution=args.resolution or (128 if args.demo else 1024), optimize=args.optimize, seed=args.seed,
-        background=parse_background(args.background), max_gpu_mem_gib=args.max_gpu_mem, bf16=not args.no_bf16,
-        device=args.device, vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
-        vgg_preprocess=args.vgg_preprocess, cudnn_benchmark=args.cudnn_benchmark,
-        preview_every=max(args.preview_every, 0), checkpoint_every=max(args.checkpoint_every, 0),
-        detail=args.detail, densify_every=args.densify_every, densify_threshold=args.densify_threshold,
-        densify_dropout=args.densify_dropout, geometry_lr=args.geometry_lr)
+    """The stylization settings given on the command line (the schema's defaults, or --demo's, for the rest)."""
+    return settings_from_namespace(args, DEMO_SETTINGS if args.demo else None)
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[SplatData, torch.Tensor]:
@@ -204,7 +161,7 @@ def write_previews(out: Path, before: list[torch.Tensor], after: list[torch.Tens
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    settings.validate()
+    check_settings(settings)
     resolve_device(settings.device)
     scene, style = load_inputs(args)
     out = prepare_output(args)

@@ -36,22 +36,22 @@ class Gaussians:
     def device(self) -> torch.device:
         return self.means.device
 
-    def to(self, device: torch.device | str) -> "Gaussians":
+    def to(self, device: torch.device | str) -> Gaussians:
         """A copy on another device."""
         return Gaussians(*(t.to(device) for t in self._tensors()))
 
-    def detached(self) -> "Gaussians":
+    def detached(self) -> Gaussians:
         """A copy sharing no autograd history (values cloned)."""
         return Gaussians(*(t.detach().clone() for t in self._tensors()))
 
-    def with_sh(self, sh: torch.Tensor) -> "Gaussians":
+    def with_sh(self, sh: torch.Tensor) -> Gaussians:
         return replace(self, sh=sh)
 
     def _tensors(self) -> tuple[torch.Tensor, ...]:
         return (self.means, self.quats, self.log_scales, self.opacity_logits, self.sh)
 
     @classmethod
-    def from_splat_data(cls, data: SplatData, device: torch.device | str = "cpu") -> "Gaussians":
+    def from_splat_data(cls, data: SplatData, device: torch.device | str = "cpu") -> Gaussians:
         """Tensors (float32) of a PLY scene; the PLY's other properties stay in ``data``."""
         sh = np.concatenate([data.sh_dc()[:, None, :], data.sh_rest()], axis=1)
         arrays = (data.means(), data.quats(), data.log_scales(), data.opacity_logits(), sh)

@@ -99,20 +99,20 @@ class SplatData:
         """Rotations [N, 4] (w, x, y, z) as stored, not normalised."""
         return self._columns(["rot_0", "rot_1", "rot_2", "rot_3"])
 
-    def with_sh(self, dc: np.ndarray, rest: np.ndarray | None = None) -> "SplatData":
+    def with_sh(self, dc: np.ndarray, rest: np.ndarray | None = None) -> SplatData:
         """A copy with new SH coefficients: ``dc`` [N, 3] and, unless None, ``rest`` [N, M, 3] (same degree)."""
         rest = None if rest is None else np.asarray(rest)
         if rest is not None and rest.shape[1:2] != ((self.sh_degree + 1) ** 2 - 1,):
             raise ValueError(f"rest has shape {rest.shape}, expected SH degree {self.sh_degree}")
         return self._with_columns(_sh_columns(np.asarray(dc), rest, self.count))
 
-    def with_opacity_logits(self, logits: np.ndarray) -> "SplatData":
+    def with_opacity_logits(self, logits: np.ndarray) -> SplatData:
         """A copy with new opacity logits [N]."""
         logits = np.asarray(logits)
         _check_shape("logits", logits, (self.count,))
         return self._with_columns({"opacity": logits})
 
-    def _with_columns(self, columns: dict[str, np.ndarray]) -> "SplatData":
+    def _with_columns(self, columns: dict[str, np.ndarray]) -> SplatData:
         vertices = self.vertices.copy()
         for name, values in columns.items():
             vertices[name] = values

@@ -6,11 +6,12 @@ all scales stacked on the full-resolution image, back-propagate the rasterizer o
 
 from __future__ import annotations
 
+import pickle
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,13 +24,19 @@ from core.gaussians import Gaussians
 from core.ply import SplatData
 from core.render import RenderOutput, pick_backend, render
 from core.vgg import load_vgg19
+from interchange.settings import BY_NAME, SettingsError, StylizeSettings
 
-OPTIMIZE_CHOICES = ("color", "sh", "sh+opacity")
+OPTIMIZE_CHOICES = BY_NAME["optimize"].values
+# The scene's per-Gaussian tensors, by name: all [N, ...] with the same N, so a step that changes the number of
+# Gaussians replaces them together (and the optimizer state of the trained ones).
+PARAMETERS = ("means", "quats", "log_scales", "opacity", "sh_dc", "sh_rest")
 TRAINED = {"color": ("sh_dc",), "sh": ("sh_dc", "sh_rest"), "sh+opacity": ("sh_dc", "sh_rest", "opacity")}
+GEOMETRY = ("means", "log_scales")
 # --geometry-lr: positions learn at that rate times the cameras' extent, log-scales at 30 times it (3DGS's ratio of
 # its scaling and position learning rates, 5e-3 / 1.6e-4).
 GEOMETRY_SCALE_LR_RATIO = 30.0
 DENSIFY_SETTINGS = ("detail", "densify_every", "densify_threshold", "densify_dropout", "geometry_lr")
+CHECKPOINT_FORMAT = 2
 # relu4_2 targets: 512 float32 channels at 1/8 resolution over a pyramid adding a third: ≈ 43 bytes per pixel.
 CONTENT_BYTES_PER_PX = 512 * 4 / 64 * 4 / 3
 # Share of the GPU memory budget that cached content targets may take before they move to host memory.
@@ -39,61 +46,34 @@ ProgressCallback = Callable[[dict], None]
 PreviewCallback = Callable[[int, torch.Tensor], None]
 
 
-@dataclass
-class StylizeSettings:
-    """Everything that shapes a run; stored in report.json and checkpoints."""
-
-    iterations: int = 600
-    learning_rate: float = 0.05
-    style_strength: float = 1.0
-    content_weight: float = 1.0
-    resolution: int = 1024
-    optimize: str = "color"
-    seed: int = 0
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    min_short_side: int = 511
-    max_gpu_mem_gib: float | None = None
-    bf16: bool = True
-    device: str = "auto"
-    backend: str = "auto"
-    vgg_weights: str | None = None
-    vgg_preprocess: str = "caffe"
-    cudnn_benchmark: bool = False
-    preview_every: int = 0
-    checkpoint_every: int = 0
-    detail: float = 0.0
-    densify_every: int = 100
-    densify_threshold: float = 1.0
-    densify_dropout: float = 0.5
-    geometry_lr: float = 0.0
-
-    def validate(self) -> None:
-        """Refuse settings that cannot work, with a message naming the setting."""
-        checks = [
-            (self.iterations >= 0, f"iterations must be >= 0 (got {self.iterations})"),
-            (self.learning_rate > 0, f"learning rate must be > 0 (got {self.learning_rate})"),
-            (self.style_strength >= 0, f"style strength must be >= 0 (got {self.style_strength})"),
-            (self.content_weight >= 0, f"content weight must be >= 0 (got {self.content_weight})"),
-            (16 <= self.resolution <= 16384, f"resolution must be 16..16384 px (got {self.resolution})"),
-            (self.optimize in OPTIMIZE_CHOICES, f"optimize must be one of {', '.join(OPTIMIZE_CHOICES)}"),
-            (len(self.background) == 3 and all(0 <= c <= 1 for c in self.background),
-             f"background must be three values in 0..1 (got {self.background})"),
-            (self.max_gpu_mem_gib is None or self.max_gpu_mem_gib > 0, "GPU memory cap must be > 0 GiB"),
-            (self.vgg_preprocess in ("caffe", "torch"), "VGG preprocessing must be 'caffe' or 'torch'"),
-            (0 <= self.detail <= densify.MAX_BUDGET_MULTIPLE - 1,
-             f"detail must be in 0..{densify.MAX_BUDGET_MULTIPLE - 1:g} (got {self.detail})"),
-            (self.densify_every >= 1, f"densify every must be >= 1 (got {self.densify_every})"),
-            (self.densify_threshold >= 0, f"densify threshold must be >= 0 (got {self.densify_threshold})"),
-            (0 <= self.densify_dropout < 1, f"densify dropout must be in 0..1, below 1 (got {self.densify_dropout})"),
-            (self.geometry_lr >= 0, f"geometry lr must be >= 0 (got {self.geometry_lr})"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InputError(f"settings: {message}")
+def check_settings(settings: StylizeSettings) -> None:
+    """Refuse settings that cannot work: InputError('settings: <name> <problem>')."""
+    try:
+        settings.validate()
+    except SettingsError as error:
+        raise InputError(str(error)) from None
 
 
 @dataclass
 class StylizeResult:
+    """What ``stylize()`` returns.
+
+    Attributes:
+        splat: the stylized scene: the input's PLY table with new colours (SH) and, for "sh+opacity", opacities;
+            every other property byte-for-byte as read.
+        history: one record per iteration done (resumed runs include the checkpoint's): ``iteration`` (1-based),
+            ``view`` (camera index), and the loss terms averaged over the pyramid's scales: ``gram``, ``mean``,
+            ``std`` (style statistics, weighted), ``style`` (their sum), ``content``, ``total``.
+        cancelled: True when ``should_stop`` ended the run early (``splat`` holds the colours so far).
+        device: the torch device that ran it ("cuda", "mps", "cpu").
+        backend: the rasterizer ("gsplat" or "torch").
+        timings: ``total_s`` (the call), ``loop_s`` (the iterations), ``it_per_s`` (iterations done in this call
+            per second of the loop), ``densify_s`` (splitting and pruning), and on CUDA ``peak_gpu_mem_gib``.
+        densify: style-driven densification (``settings.detail``): ``enabled``, ``budget`` (most Gaussians
+            allowed), ``gaussians_before`` / ``gaussians_after``, ``seconds``, ``rounds`` (one record per split:
+            iteration, before, after, candidates, split, pruned, seconds) and the ``settings`` that shaped it.
+    """
+
     splat: SplatData
     history: list[dict]
     cancelled: bool
@@ -137,7 +117,7 @@ class _Views:
 
     def output(self, g: Gaussians, i: int, background: torch.Tensor, backend: str,
                absgrad: bool = False) -> RenderOutput:
-        """View i's full render output (with the image-plane gradient's bookkeeping when ``absgrad``)."""
+        """View i's whole render output (with what densification reads when ``absgrad``)."""
         cam = self.cameras[i]
         return render(g, self.viewmats[i], self.Ks[i], cam.width, cam.height, background=background, backend=backend,
                       absgrad=absgrad)
@@ -160,39 +140,42 @@ class _Views:
         return targets
 
 
-def _named(g: Gaussians) -> dict[str, torch.Tensor]:
-    """A scene's per-Gaussian tensors by name (SH split into the DC colour and the higher bands)."""
+def parameters_of(g: Gaussians) -> dict[str, torch.Tensor]:
+    """The scene's per-Gaussian tensors by name (SH split into the DC colour and the higher bands)."""
     return {"means": g.means, "quats": g.quats, "log_scales": g.log_scales, "opacity": g.opacity_logits,
             "sh_dc": g.sh[:, :1], "sh_rest": g.sh[:, 1:]}
 
 
-def _trainable(named: dict[str, torch.Tensor], settings: StylizeSettings) -> dict[str, torch.Tensor]:
-    """Leaves: copies that require grad for what is optimised (colours as ``optimize`` says; positions and
-    log-scales with a geometry learning rate), the rest detached."""
-    trained = TRAINED[settings.optimize] + (("means", "log_scales") if settings.geometry_lr > 0 else ())
+def gaussians_of(params: dict[str, torch.Tensor]) -> Gaussians:
+    """The Gaussians the named tensors stand for (rebuilt each step so autograd sees the leaves)."""
+    return Gaussians(params["means"], params["quats"], params["log_scales"], params["opacity"],
+                     torch.cat([params["sh_dc"], params["sh_rest"]], dim=1))
+
+
+def trainable(params: dict[str, torch.Tensor], optimize: str, geometry: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors as leaves: those ``optimize`` trains (and with ``geometry`` positions and log-scales) are
+    copies that require grad (an empty tensor, like sh_rest at SH degree 0, has nothing to train); the others are
+    shared, detached."""
+    trained = TRAINED[optimize] + (GEOMETRY if geometry else ())
     return {name: t.detach().clone().requires_grad_(True) if name in trained and t.numel() else t.detach()
-            for name, t in named.items()}
+            for name, t in params.items()}
 
 
-def _gaussians_of(named: dict[str, torch.Tensor]) -> Gaussians:
-    """The Gaussians as they stand now (rebuilt each step so autograd sees the leaves)."""
-    return Gaussians(named["means"], named["quats"], named["log_scales"], named["opacity"],
-                     torch.cat([named["sh_dc"], named["sh_rest"]], dim=1))
+def make_optimizer(params: dict[str, torch.Tensor], learning_rate: float,
+                   rates: dict[str, float] | None = None) -> torch.optim.Adam:
+    """Adam with one parameter group per trained tensor, named after it; ``rates`` overrides some groups' rate."""
+    rates = rates or {}
+    groups = [{"params": [t], "name": name, "lr": rates.get(name, learning_rate)}
+              for name, t in params.items() if t.requires_grad]
+    return torch.optim.Adam(groups, lr=learning_rate)
 
 
-def _optimizer(named: dict[str, torch.Tensor], settings: StylizeSettings, extent: float) -> torch.optim.Adam:
-    """Adam over the colours (``learning_rate``) and, with ``geometry_lr``, positions and log-scales."""
-    geometry = {"means": settings.geometry_lr * extent, "log_scales": settings.geometry_lr * GEOMETRY_SCALE_LR_RATIO}
-    colours = [t for name, t in named.items() if t.requires_grad and name not in geometry]
-    groups = [{"params": colours}] + [{"params": [named[name]], "lr": lr} for name, lr in geometry.items()
-                                      if named[name].requires_grad]
-    return torch.optim.Adam(groups, lr=settings.learning_rate)
-
-
-def _camera_extent(cameras: list[Camera]) -> float:
-    """1.1 × the largest distance of a camera centre from their mean (3DGS's scale for position learning rates)."""
+def geometry_rates(settings: StylizeSettings, cameras: list[Camera]) -> dict[str, float]:
+    """Learning rates of positions (``geometry_lr`` × the cameras' extent: 1.1 × the largest distance of a camera
+    centre from their mean, as 3DGS scales its position rate) and log-scales (× ``GEOMETRY_SCALE_LR_RATIO``)."""
     centres = torch.as_tensor(np.stack([c.position() for c in cameras]), dtype=torch.float64)
-    return 1.1 * float((centres - centres.mean(0)).norm(dim=1).max().clamp_min(1e-6))
+    extent = 1.1 * float((centres - centres.mean(0)).norm(dim=1).max().clamp_min(1e-6))
+    return {"means": settings.geometry_lr * extent, "log_scales": settings.geometry_lr * GEOMETRY_SCALE_LR_RATIO}
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -201,15 +184,40 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 
 def _load_checkpoint(path: Path, settings: StylizeSettings, scene_count: int) -> dict | None:
-    """A checkpoint to resume from, if one exists for the same scene size and settings."""
+    """A checkpoint to resume from, if one exists for the same scene size and settings.
+
+    Read with ``weights_only=True``: tensors and plain data only, so a crafted file cannot run code; anything
+    else (a foreign pickle, a truncated or corrupt file) is refused in one line.
+    """
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    same = state.get("settings") == asdict(settings) and state.get("count") == scene_count
-    if not same:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(f"{path}: not a checkpoint of this program (it holds objects other than tensors and "
+                         "plain data; refused unread); delete it or choose another output folder") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: unreadable checkpoint ({reason}); delete it or choose another output "
+                         "folder") from None
+    if not _is_checkpoint(state):
+        raise InputError(f"{path}: not a checkpoint of this program (format {CHECKPOINT_FORMAT}); delete it or "
+                         "choose another output folder")
+    if state["settings"] != asdict(settings) or state["count"] != scene_count:
         raise InputError(f"{path}: checkpoint was made with other settings or another scene; "
                          "delete it or choose another output folder")
     return state
+
+
+def _is_checkpoint(state: object) -> bool:
+    """Whether a loaded object has this version's checkpoint layout (all parameters, one Gaussian count)."""
+    keys = {"format", "settings", "count", "iteration", "params", "optimizer", "rng", "history"}
+    if not isinstance(state, dict) or not keys <= set(state) or state["format"] != CHECKPOINT_FORMAT:
+        return False
+    params = state["params"]
+    return (isinstance(params, dict) and set(params) == set(PARAMETERS)
+            and all(isinstance(t, torch.Tensor) for t in params.values())
+            and len({t.shape[0] for t in params.values()}) == 1)
 
 
 class _Run:
@@ -223,9 +231,9 @@ class _Run:
         torch.manual_seed(settings.seed)
         self.rng = random.Random(settings.seed)
         self.original = Gaussians.from_splat_data(scene, self.device)
-        self.extent = _camera_extent(cameras)
-        self.named = _trainable(_named(self.original), settings)
-        self.optimizer = _optimizer(self.named, settings, self.extent)
+        self.rates = geometry_rates(settings, cameras)
+        self.params = trainable(parameters_of(self.original), settings.optimize, settings.geometry_lr > 0)
+        self.optimizer = make_optimizer(self.params, settings.learning_rate, self.rates)
         self.views = _Views([c.with_long_side(settings.resolution) for c in cameras], self.device,
                             _content_cache_bytes(self.device, settings))
         self.densifier = densify.Densifier(
@@ -245,7 +253,7 @@ class _Run:
         self.start_iteration = 0
 
     def current(self) -> Gaussians:
-        return _gaussians_of(self.named)
+        return gaussians_of(self.params)
 
     def style_targets(self, h: int, w: int) -> tuple[sos.StyleTargets, list | None]:
         """Style statistics and memory plan per render size (computed once per run)."""
@@ -281,8 +289,8 @@ class _Run:
         self.optimizer.step()
         record = {"iteration": len(self.history) + 1, "view": i, **terms}
         if self.densifier.due(record["iteration"]):
-            self.named, split = self.densifier.split(record["iteration"], self.named, self.optimizer,
-                                                     self.views.culling_cameras())
+            self.params, split = self.densifier.split(record["iteration"], self.params, self.optimizer,
+                                                      self.views.culling_cameras())
             record["densify"] = asdict(split)
         record["gaussians"] = self.densifier.count
         self.history.append(record)
@@ -293,16 +301,18 @@ class _Run:
             return self.views.render(self.current(), 0, self.background, self.backend)[0].permute(1, 2, 0)
 
     def checkpoint_state(self, scene_count: int) -> dict:
-        return {"settings": asdict(self.settings), "count": scene_count, "iteration": len(self.history),
-                "params": {name: t.detach().cpu() for name, t in self.named.items()},
+        """Everything a resumed run needs, in tensors and plain data (checkpoints load with weights_only)."""
+        return {"format": CHECKPOINT_FORMAT, "settings": asdict(self.settings), "count": scene_count,
+                "iteration": len(self.history), "params": {name: t.detach().cpu() for name, t in self.params.items()},
                 "optimizer": self.optimizer.state_dict(), "densify": self.densifier.state_dict(),
                 "rng": self.rng.getstate(), "history": self.history}
 
     def restore(self, state: dict) -> None:
-        """Continue from a checkpoint: its tensors (whatever their count), optimizer, densification and random
-        states, history."""
-        self.named = _trainable({name: t.to(self.device) for name, t in state["params"].items()}, self.settings)
-        self.optimizer = _optimizer(self.named, self.settings, self.extent)
+        """Continue from a checkpoint: its tensors (whatever their count), optimizer state, densification and
+        random states, history."""
+        saved = {name: t.to(self.device, torch.float32) for name, t in state["params"].items()}
+        self.params = trainable(saved, self.settings.optimize, self.settings.geometry_lr > 0)
+        self.optimizer = make_optimizer(self.params, self.settings.learning_rate, self.rates)
         self.optimizer.load_state_dict(state["optimizer"])
         self.densifier.load_state_dict(state["densify"])
         self.rng.setstate(state["rng"])
@@ -321,15 +331,54 @@ def stylize(
     should_stop: Callable[[], bool] | None = None,
     checkpoint_path: str | Path | None = None,
 ) -> StylizeResult:
-    """Stylize ``scene`` with ``style_image`` ([H, W, 3] in [0, 1]) seen from ``cameras``.
+    """Stylize a 3DGS scene with a painting: optimise its colours so its renders carry the painting's style at
+    every scale (SGSST's multi-scale SOS loss, Galerne et al. CVPR 2025).
 
-    ``progress`` gets a dict per iteration (iteration, loss terms, it/s, ETA); ``preview`` gets (iteration, image of
-    view 0) every ``settings.preview_every`` iterations; ``should_stop`` is polled each iteration (cooperative
-    cancellation: the result so far is returned with ``cancelled=True``); ``checkpoint_path`` saves every
-    ``settings.checkpoint_every`` iterations and resumes from an existing checkpoint.
+    Each iteration renders one random view (differentiably), takes the SOS loss's gradient with respect to that
+    render over all pyramid scales, back-propagates it through the rasterizer once and takes an Adam step on the
+    trained tensors (``settings.optimize``: the DC colours; + the higher SH bands; + opacities). With
+    ``settings.detail`` > 0, every ``settings.densify_every`` iterations the Gaussians too coarse for the strokes
+    the loss asks for are split in two (``core.densify``), so the result can have more Gaussians than ``scene``.
+
+    Args:
+        scene: the Gaussians (``core.read_ply``); it is not modified.
+        style_image: the painting, ``[H, W, 3]`` float32 RGB in [0, 1] (``core.load_image``); any size.
+        cameras: the views to stylize from (``core.load_cameras`` or ``core.orbit_cameras``); each is rendered with
+            its long side at ``settings.resolution`` pixels. At least one.
+        settings: a ``StylizeSettings`` (default: all defaults); validated first (``InputError`` names the bad
+            setting).
+        progress: called after every iteration with a dict: ``event`` ("progress"), ``iterations`` (the total),
+            the iteration's history record (below), ``it_per_s`` and ``eta_s`` (seconds left).
+        preview: called every ``settings.preview_every`` iterations (and after the last) with
+            ``(iteration, image)``, the current render of ``cameras[0]`` as ``[H, W, 3]`` in [0, 1].
+        should_stop: polled before every iteration; returning True ends the run cooperatively and returns the
+            result so far with ``cancelled=True``.
+        checkpoint_path: where a checkpoint is saved every ``settings.checkpoint_every`` iterations; if the file
+            exists when the call starts, the run resumes from it (same settings and scene size, else
+            ``InputError``) and ends exactly as an uninterrupted run would.
+
+    Returns:
+        A ``StylizeResult``: ``splat`` (the stylized scene, the input's PLY table with new SH colours and, for
+        "sh+opacity", opacities), ``history`` (one record per iteration: ``iteration``, ``view``, and the loss
+        terms averaged over scales ``gram``, ``mean``, ``std``, ``style``, ``content``, ``total``), ``cancelled``,
+        ``device``, ``backend`` ("gsplat" or "torch") and ``timings`` (``total_s``, ``loop_s``, ``it_per_s``, and
+        on CUDA ``peak_gpu_mem_gib``).
+
+    Raises:
+        InputError: unusable settings, no cameras, an unavailable device or backend, a checkpoint that is not
+            this run's.
+
+    Example:
+        >>> import core
+        >>> scene, style = core.read_ply("point_cloud.ply"), core.load_image("painting.jpg")
+        >>> cameras = core.load_cameras("cameras.json")
+        >>> result = core.stylize(scene, style, cameras, core.StylizeSettings(iterations=300, resolution=1024))
+        >>> result.history[-1]["style"] < result.history[0]["style"]
+        True
+        >>> core.write_ply("stylized.ply", result.splat)
     """
     settings = settings or StylizeSettings()
-    settings.validate()
+    check_settings(settings)
     if not cameras:
         raise InputError("cameras: no cameras to render the scene from")
     t_start = time.perf_counter()
@@ -360,10 +409,10 @@ def stylize(
     if run.device.type == "cuda":
         timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
     geometry_changed = run.densifier.enabled or settings.geometry_lr > 0
-    template = densify.splat_data(scene, run.densifier.origin, run.named) if geometry_changed else scene
+    template = densify.splat_data(scene, run.densifier.origin, run.params) if geometry_changed else scene
+    report = {**run.densifier.report(), "settings": {name: getattr(settings, name) for name in DENSIFY_SETTINGS}}
     return StylizeResult(run.current().to_splat_data(template), run.history, cancelled, str(run.device), run.backend,
-                         timings, {**run.densifier.report(),
-                                   "settings": {name: getattr(settings, name) for name in DENSIFY_SETTINGS}})
+                         timings, report)
 
 
 def _every(done: int, period: int, last: int) -> bool:

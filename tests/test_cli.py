@@ -108,7 +108,9 @@ def test_bad_cameras_file(tmp_path):
 
 def test_bad_background_and_settings(tmp_path):
     assert_clean_error(sos_stylize("--demo", "-o", tmp_path / "o", "--background", "pink"), "--background")
-    assert_clean_error(sos_stylize("--demo", "-o", tmp_path / "o", "--resolution", "4"), "resolution")
+    assert_clean_error(sos_stylize("--demo", "-o", tmp_path / "o", "--resolution", "0"), "--resolution: must be in")
+    assert_clean_error(sos_stylize("--demo", "-o", tmp_path / "o", "--lr", "nan"), "--lr: must be a finite number")
+    assert not (tmp_path / "o").exists()
 
 
 def test_output_that_is_a_file(tmp_path):

@@ -1,5 +1,7 @@
 """The stylization loop on CPU: identity, loss reduction, cancellation, checkpoint/resume, settings."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -55,6 +57,17 @@ def test_optimize_choices_touch_only_their_parameters(scene, one_camera):
     assert not np.array_equal(with_opacity.splat.opacity_logits(), scene.opacity_logits())
 
 
+def test_history_and_timings_hold_the_documented_keys(scene, one_camera):
+    """stylize()'s docstring lists the keys of the history records and timings; they are what a run returns."""
+    result = stylize(scene, demo_style(64), one_camera, settings(iterations=1))
+    history_keys = {"iteration", "view", "gram", "mean", "std", "style", "content", "total"}
+    timing_keys = {"total_s", "loop_s", "it_per_s"}  # + peak_gpu_mem_gib on CUDA
+    assert set(result.history[0]) == history_keys and set(result.timings) == timing_keys
+    for key in history_keys | timing_keys | {"peak_gpu_mem_gib"}:
+        assert f"``{key}``" in stylize.__doc__, key
+    assert all(section in stylize.__doc__ for section in ("Args:", "Returns:", "Example:"))
+
+
 def test_progress_events_and_cooperative_cancel(scene, one_camera):
     events = []
     result = stylize(scene, demo_style(96), one_camera, settings(iterations=50),
@@ -64,17 +77,65 @@ def test_progress_events_and_cooperative_cancel(scene, one_camera):
     assert {"style", "content", "total", "it_per_s", "eta_s", "iterations"} <= set(events[0])
 
 
-def test_checkpoint_resume_matches_an_uninterrupted_run(scene, one_camera, tmp_path, one_thread):
+def test_checkpoint_resume_matches_an_uninterrupted_run(scene, one_camera, tmp_path, deterministic):
     ckpt = tmp_path / "checkpoint.pt"
-    s = settings(iterations=6, checkpoint_every=3)
+    s = settings(iterations=6, checkpoint_every=3, optimize="sh+opacity")
     calls = []
     partial = stylize(scene, demo_style(96), one_camera, s, checkpoint_path=ckpt,
                       should_stop=lambda: calls.append(1) or len(calls) > 4)
     assert partial.cancelled and ckpt.is_file()
     resumed = stylize(scene, demo_style(96), one_camera, s, checkpoint_path=ckpt)
-    straight = stylize(scene, demo_style(96), one_camera, settings(iterations=6))
+    straight = stylize(scene, demo_style(96), one_camera, settings(iterations=6, optimize="sh+opacity"))
     assert [h["iteration"] for h in resumed.history] == [1, 2, 3, 4, 5, 6]
-    np.testing.assert_allclose(resumed.splat.sh_dc(), straight.splat.sh_dc(), atol=1e-6)
+    assert resumed.history == straight.history
+    for column in ("sh_dc", "sh_rest", "opacity_logits"):
+        np.testing.assert_array_equal(getattr(resumed.splat, column)(), getattr(straight.splat, column)())
+
+
+def crafted_pickle(path: Path, marker: Path) -> None:
+    """A checkpoint-named file whose unpickling would create ``marker`` (a pickle's __reduce__ runs code)."""
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"settings": {}, "payload": Payload()}, path)
+
+
+def test_checkpoint_that_would_run_code_is_refused_unread(scene, one_camera, tmp_path):
+    ckpt, marker = tmp_path / "checkpoint.pt", tmp_path / "pwned"
+    crafted_pickle(ckpt, marker)
+    with pytest.raises(InputError) as refused:
+        stylize(scene, demo_style(64), one_camera, settings(iterations=1, checkpoint_every=1), checkpoint_path=ckpt)
+    message = str(refused.value)
+    assert message.startswith(f"{ckpt}: ") and "refused unread" in message and "\n" not in message
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "foreign"])
+def test_damaged_checkpoint_is_a_one_line_input_error(scene, one_camera, tmp_path, damage):
+    ckpt = tmp_path / "checkpoint.pt"
+    stylize(scene, demo_style(64), one_camera, settings(iterations=1, checkpoint_every=1), checkpoint_path=ckpt)
+    data = ckpt.read_bytes()
+    if damage == "truncated":
+        ckpt.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        ckpt.write_bytes(b"\x00not a checkpoint" * 10)
+    else:
+        torch.save({"weights": torch.zeros(3)}, ckpt)  # loads safely but is not a stylization checkpoint
+    with pytest.raises(InputError) as refused:
+        stylize(scene, demo_style(64), one_camera, settings(iterations=2, checkpoint_every=1), checkpoint_path=ckpt)
+    assert str(refused.value).startswith(f"{ckpt}: ") and "\n" not in str(refused.value)
+
+
+def test_checkpoint_holds_parameters_by_name(scene, one_camera, tmp_path):
+    ckpt = tmp_path / "checkpoint.pt"
+    stylize(scene, demo_style(64), one_camera, settings(iterations=1, checkpoint_every=1, optimize="sh"),
+            checkpoint_path=ckpt)
+    state = torch.load(ckpt, weights_only=True)
+    assert set(state["params"]) == {"means", "quats", "log_scales", "opacity", "sh_dc", "sh_rest"}
+    assert {t.shape[0] for t in state["params"].values()} == {scene.count}
+    assert [g["name"] for g in state["optimizer"]["param_groups"]] == ["sh_dc", "sh_rest"]
 
 
 def test_checkpoint_from_other_settings_is_refused(scene, one_camera, tmp_path):
@@ -93,9 +154,11 @@ def test_preview_callback_gets_images(scene, one_camera):
 
 
 @pytest.mark.parametrize("field,value", [("iterations", -1), ("learning_rate", 0.0), ("resolution", 8),
-                                         ("optimize", "geometry"), ("background", (2.0, 0.0, 0.0))])
+                                         ("optimize", "geometry"), ("background", (2.0, 0.0, 0.0)),
+                                         ("learning_rate", float("nan")), ("style_strength", float("inf")),
+                                         ("seed", 2**64), ("iterations", "5"), ("bf16", 1), ("resolution", 0)])
 def test_bad_settings_are_refused_with_their_name(scene, one_camera, field, value):
-    with pytest.raises(InputError, match="settings:"):
+    with pytest.raises(InputError, match=f"^settings: {field} must be"):
         stylize(scene, demo_style(64), one_camera, settings(**{field: value}))
 
 

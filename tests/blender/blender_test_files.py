@@ -7,6 +7,7 @@ import numpy as np
 
 C0 = 0.28209479177387814
 NUMPY_TYPES = {"float": "<f4", "double": "<f8", "uchar": "u1", "short": "<i2", "int": "<i4", "uint": "<u4"}
+IMAGE_DOWN = np.array([0.0, 1.0, 0.0])  # look_at's default: OpenCV image y (down) along world +y
 
 
 def splat_names(degree: int, normals: bool = False) -> list[str]:
@@ -112,7 +113,7 @@ def camera_entry(index: int, width: int, height: int, fx: float, fy: float, posi
     return entry
 
 
-def look_at(position: np.ndarray, target: np.ndarray, down: np.ndarray = np.array([0.0, 1.0, 0.0])) -> np.ndarray:
+def look_at(position: np.ndarray, target: np.ndarray, down: np.ndarray = IMAGE_DOWN) -> np.ndarray:
     """Camera-to-world rotation (OpenCV axes: x right, y down, z forward) looking from position at target."""
     forward = target - position
     forward = forward / np.linalg.norm(forward)
