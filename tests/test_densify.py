@@ -405,3 +405,17 @@ def test_bad_densify_settings_are_refused_with_their_name(scene, field, value):
     views = orbit_cameras(scene.means(), scene.opacity_logits(), count=1, width=48, height=48)
     with pytest.raises(InputError, match=f"settings: {field} must be"):
         stylize(scene, demo_style(96), views, detail_settings(**{field: value}))
+
+
+
+def test_geometry_learning_rate_moves_positions_and_scales_only_when_set(scene):
+    """Off by default (positions stay byte-identical); on, positions and scales move a little, also through a
+    split (the positions' Adam state is gathered like the colours')."""
+    views = orbit_cameras(scene.means(), scene.opacity_logits(), count=2, width=48, height=48)
+    moving = stylize(scene, demo_style(96), views, detail_settings(iterations=3, detail=0.0, geometry_lr=1e-3))
+    assert moving.splat.count == scene.count
+    shift = np.linalg.norm(moving.splat.means() - scene.means(), axis=1)
+    assert 0 < shift.max() < 0.05
+    assert not np.array_equal(moving.splat.log_scales(), scene.log_scales())
+    both = stylize(scene, demo_style(96), views, detail_settings(iterations=4, geometry_lr=1e-3))
+    assert both.splat.count > scene.count and np.isfinite(both.splat.means()).all()
