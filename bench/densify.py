@@ -99,14 +99,19 @@ def run_settings(args: argparse.Namespace, detail: float) -> StylizeSettings:
 
 
 def timed_run(scene, style, cameras, settings: StylizeSettings, device: torch.device) -> tuple[object, dict]:
+    """One stylization; its peak GPU memory counts what was already allocated (the judge's VGG and targets)."""
+    before = None
     if device.type == "cuda":
         torch.cuda.synchronize()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() / 2**30
     start = time.perf_counter()
     result = stylize(scene, style, cameras, settings)
     wall = time.perf_counter() - start
     info = {"detail": settings.detail, "wall_s": wall, "it_per_s": result.timings["it_per_s"],
-            "peak_gpu_mem_gib": result.timings.get("peak_gpu_mem_gib"), "gaussians": result.splat.count,
+            "peak_gpu_mem_gib": result.timings.get("peak_gpu_mem_gib"), "allocated_before_gib": before,
+            "gaussians": result.splat.count,
             "densify": result.densify, "final_style_loss": result.history[-1]["style"]}
     return result, info
 
@@ -241,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         result, info = timed_run(scene, style, wide, run_settings(args, detail), device)
         info.update(judge.measure(result.splat))
         runs.append(info)
-        crops.append(judge.render(Gaussians.from_splat_data(result.splat, device), views[0])[0])
+        crops.append(judge.render(Gaussians.from_splat_data(result.splat, device), views[0])[0].cpu())
         del result
         print_run(info, flush=True)
     save_crop(args.out / f"crop_{cameras[0].width}x{cameras[0].height}.jpg", crops, args.crop)
