@@ -47,7 +47,8 @@ SPLIT_SCALE_DIVISOR = 1.6
 MIN_SPLIT_RADIUS_PX = SPLIT_SCALE_DIVISOR * VGG_FINEST_FEATURE_PX / 2
 """Smallest largest-footprint radius (px) of a candidate: its children's footprints (radius ÷ 1.6) still span
 one finest style feature. Splitting smaller Gaussians would make detail no VGG layer can see. Both renderers'
-radii are 3σ-ish, at least 2 px (their 0.3 px² blur), so the tiniest Gaussians are never split."""
+radii are about 3σ of the projected Gaussian plus their 0.3 px² blur: a Gaussian no larger than that blur gets
+a radius of at most 2 px, so the tiniest Gaussians are never split."""
 MAX_BUDGET_MULTIPLE = 4.0
 """Never more than this many times the input's Gaussians, whatever ``detail`` says."""
 BYTES_PER_GAUSSIAN = 2048

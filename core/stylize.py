@@ -348,7 +348,8 @@ def stylize(
         settings: a ``StylizeSettings`` (default: all defaults); validated first (``InputError`` names the bad
             setting).
         progress: called after every iteration with a dict: ``event`` ("progress"), ``iterations`` (the total),
-            the iteration's history record (below), ``it_per_s`` and ``eta_s`` (seconds left).
+            the iteration's history record (below), ``it_per_s``, ``eta_s`` (seconds left) and ``densify_s`` (time
+            spent densifying so far).
         preview: called every ``settings.preview_every`` iterations (and after the last) with
             ``(iteration, image)``, the current render of ``cameras[0]`` as ``[H, W, 3]`` in [0, 1].
         should_stop: polled before every iteration; returning True ends the run cooperatively and returns the
@@ -359,10 +360,12 @@ def stylize(
 
     Returns:
         A ``StylizeResult``: ``splat`` (the stylized scene, the input's PLY table with new SH colours and, for
-        "sh+opacity", opacities), ``history`` (one record per iteration: ``iteration``, ``view``, and the loss
-        terms averaged over scales ``gram``, ``mean``, ``std``, ``style``, ``content``, ``total``), ``cancelled``,
-        ``device``, ``backend`` ("gsplat" or "torch") and ``timings`` (``total_s``, ``loop_s``, ``it_per_s``, and
-        on CUDA ``peak_gpu_mem_gib``).
+        "sh+opacity", opacities; with ``detail``, split rows carry their parent's every property, with new
+        positions and scales), ``history`` (one record per iteration: ``iteration``, ``view``, the loss terms
+        averaged over scales ``gram``, ``mean``, ``std``, ``style``, ``content``, ``total``, ``gaussians`` (the count
+        after the iteration) and, where a split happened, ``densify`` (that round's record)), ``cancelled``,
+        ``device``, ``backend`` ("gsplat" or "torch"), ``timings`` (``total_s``, ``loop_s``, ``it_per_s``,
+        ``densify_s``, and on CUDA ``peak_gpu_mem_gib``) and ``densify`` (see ``StylizeResult``).
 
     Raises:
         InputError: unusable settings, no cameras, an unavailable device or backend, a checkpoint that is not

@@ -60,8 +60,8 @@ def test_optimize_choices_touch_only_their_parameters(scene, one_camera):
 def test_history_and_timings_hold_the_documented_keys(scene, one_camera):
     """stylize()'s docstring lists the keys of the history records and timings; they are what a run returns."""
     result = stylize(scene, demo_style(64), one_camera, settings(iterations=1))
-    history_keys = {"iteration", "view", "gram", "mean", "std", "style", "content", "total"}
-    timing_keys = {"total_s", "loop_s", "it_per_s"}  # + peak_gpu_mem_gib on CUDA
+    history_keys = {"iteration", "view", "gram", "mean", "std", "style", "content", "total", "gaussians"}
+    timing_keys = {"total_s", "loop_s", "it_per_s", "densify_s"}  # + peak_gpu_mem_gib on CUDA
     assert set(result.history[0]) == history_keys and set(result.timings) == timing_keys
     for key in history_keys | timing_keys | {"peak_gpu_mem_gib"}:
         assert f"``{key}``" in stylize.__doc__, key
