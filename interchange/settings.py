@@ -160,7 +160,7 @@ class StylizeSettings:
     geometry_lr: float = setting(
         0.0, label="Geometry Learning Rate", low=0.0, soft=(0.0, 0.001), digits=5,
         help="also optimise positions (this rate times the cameras' extent) and scales (30 times it); 0 keeps the "
-             "geometry fixed (default: not yet measured)")
+             "geometry fixed (whether moving it helps is not yet measured)")
     cudnn_benchmark: bool = setting(
         False, label="cuDNN Benchmark",
         help="let cuDNN autotune convolutions (measured slower for runs of a few hundred steps: docs/benchmarks.md)")
