@@ -156,11 +156,29 @@ def _warn_enormous(scene: SplatData, log_scales: np.ndarray, source: str) -> Non
                       f"extent {extent:.3g}); they can veil whole views", InputWarning, stacklevel=3)
 
 
+def degenerate_quats(scene: SplatData) -> np.ndarray:
+    """[N] bool: quaternions that cannot be normalised (zero, or too large to square in float64)."""
+    norms = np.linalg.norm(scene.quats().astype(np.float64), axis=1)
+    return (norms < QUAT_NORM_RANGE[0]) | (norms > QUAT_NORM_RANGE[1])
+
+
+def restore_degenerate_quats(result: SplatData, original: SplatData) -> SplatData:
+    """The result with the original's unrenderable quaternions put back bit for bit (they were drawn as the
+    identity); a result with another Gaussian count (densified) keeps the identity its rows were split from."""
+    if result.count != original.count:
+        return result
+    degenerate = degenerate_quats(original)
+    if not degenerate.any():
+        return result
+    names = [f"rot_{i}" for i in range(4)]
+    columns = {name: np.where(degenerate, original.vertices[name], result.vertices[name]) for name in names}
+    return result.with_columns(columns)
+
+
 def _with_renderable_quats(scene: SplatData, source: str) -> SplatData:
     """The scene with zero (non-normalisable) quaternions replaced by the identity, with a warning; else itself."""
     quats = scene.quats()
-    norms = np.linalg.norm(quats.astype(np.float64), axis=1)
-    degenerate = (norms < QUAT_NORM_RANGE[0]) | (norms > QUAT_NORM_RANGE[1])
+    degenerate = degenerate_quats(scene)
     if not degenerate.any():
         return scene
     warnings.warn(f"{source}: {_count(degenerate, scene.count)} Gaussians have a zero rotation quaternion; they "

@@ -18,7 +18,8 @@ import torch
 
 from core import __version__
 from core.cameras import Camera, load_cameras, orbit_cameras, save_cameras_json
-from core.checks import check_cameras, check_result, check_scene, check_visibility, divergence_hint
+from core.checks import (check_cameras, check_result, check_scene, check_visibility, divergence_hint,
+                         restore_degenerate_quats)
 from core.demo import demo_scene, demo_style
 from core.errors import InputError, InputWarning
 from core.images import load_image, save_png, side_by_side
@@ -279,9 +280,7 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
     """
     t0 = time.perf_counter()
     check_result(result.splat, divergence_hint(settings))
-    stylized = result.splat
-    if not np.array_equal(result.splat.quats(), scene.quats()):
-        stylized = scene.with_sh(stylized.sh_dc(), stylized.sh_rest()).with_opacity_logits(stylized.opacity_logits())
+    stylized = restore_degenerate_quats(result.splat, scene)
     ply_path = out / STYLIZED_FILE
     write_ply(ply_path, stylized)
     save_cameras_json(out / OUTPUT_CAMERAS_FILE, [c.with_long_side(settings.resolution) for c in cameras])
@@ -296,11 +295,13 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
         "versions": versions(),
         "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend},
         "timings": {**result.timings, "write_s": time.perf_counter() - t0},
+        "densify": result.densify,
         "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(out / OUTPUT_CAMERAS_FILE)},
         "history": result.history,
     }
     write_json_atomic(out / REPORT_FILE, report)
     reporter.emit({"event": "done", "ply": str(ply_path), "report": str(out / REPORT_FILE),
+                   "gaussians": result.splat.count,
                    "text": f"wrote {ply_path} ({result.timings['it_per_s']:.2f} it/s on {report['device']['name']})"})
     return 0
 

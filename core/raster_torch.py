@@ -11,6 +11,8 @@ it wherever gsplat's CUDA kernels cannot run (CPU, Apple MPS). Written from read
 - SH colours (``sh_degree`` given): max(eval_sh(mean - camera centre) + 0.5, 0).
 Work is tile-binned (each tile composites only the Gaussians whose footprint box touches it) and done in
 depth-rank chunks across all tiles at once; each chunk is gradient-checkpointed, so memory stays bounded.
+Also as gsplat: ``absgrad=True`` leaves Σ over pixels of |dL/dmeans2d| (per axis) in ``meta["means2d"].absgrad``
+after the backward pass (AbsGS, Ye et al. 2024), and ``render_mode="RGB+ED"`` appends the expected depth channel.
 """
 
 from __future__ import annotations
@@ -151,23 +153,59 @@ def bin_to_tiles(projection: Projection, width: int, height: int, tile_size: int
     return TileLists(owner[order], counts, torch.cumsum(counts, 0) - counts, tiles_x, tiles_y)
 
 
+class _PerPixelMeans(torch.autograd.Function):
+    """``means2d`` [A, B, 2] seen by every pixel of a tile: [A, rows, columns, B, 2] (a broadcast view).
+
+    The backward returns the usual sum over pixels for ``means2d`` and, for ``sink`` (a zero tensor of the same
+    shape that only collects gradients), the sum over pixels of the absolute per-pixel gradients: gsplat's absgrad.
+    """
+
+    @staticmethod
+    def forward(ctx, means2d: Tensor, sink: Tensor, tile_size: int) -> Tensor:
+        tiles, ranks = means2d.shape[:2]
+        return means2d[:, None, None].expand(tiles, tile_size, tile_size, ranks, 2)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        return grad.sum(dim=(1, 2)), grad.abs().sum(dim=(1, 2)), None
+
+
+def _power(means2d: Tensor, conics: Tensor, origins: Tensor, tile_size: int, sink: Tensor | None) -> Tensor:
+    """The Gaussian exponent ½ dᵀ Σ⁻¹ d at every pixel of the tiles: [A, P, B], d = mean − pixel centre.
+
+    Separable on a pixel grid (per-column dx and per-row dy terms, one broadcast sum); with a ``sink`` the
+    means go through ``_PerPixelMeans`` so the backward can see each pixel's gradient (same values, more memory).
+    """
+    tiles, ranks = means2d.shape[:2]
+    centres = torch.arange(tile_size, device=means2d.device, dtype=means2d.dtype) + 0.5
+    column_x = origins[:, 0, None, None] + centres[:, None]  # [A, columns, 1]
+    row_y = origins[:, 1, None, None] + centres[:, None]  # [A, rows, 1]
+    a, b, c = conics[:, None].unbind(-1)
+    if sink is None:
+        dx = means2d[:, None, :, 0] - column_x  # [A, columns, B]
+        dy = means2d[:, None, :, 1] - row_y  # [A, rows, B]
+        power = ((0.5 * c * dy * dy)[:, :, None] + (b * dy)[:, :, None] * dx[:, None]
+                 + (0.5 * a * dx * dx)[:, None])
+    else:
+        per_pixel = _PerPixelMeans.apply(means2d, sink, tile_size)  # [A, rows, columns, B, 2]
+        dx = per_pixel[..., 0] - column_x[:, None]
+        dy = per_pixel[..., 1] - row_y[:, :, None]
+        a, b, c = a[:, None], b[:, None], c[:, None]
+        power = 0.5 * c * dy * dy + (b * dy) * dx + 0.5 * a * dx * dx
+    return power.reshape(tiles, -1, ranks)
+
+
 def _blend_chunk(transmittance: Tensor, coverage: Tensor, origins: Tensor, means2d: Tensor, conics: Tensor,
-                 opacities: Tensor, colors: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+                 opacities: Tensor, colors: Tensor, sink: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Composite one depth-rank chunk [A tiles, B ranks] over the pixels of those tiles (corners ``origins``).
 
     ``transmittance`` [A, P] is the light left after what was composited so far; ``coverage`` [A, P] is the same
     product without the stop rule (no gradient), which tells where a pixel has already stopped. Returns both
-    updated and the colour added [A, P, D]. Pixels are row-major inside a tile, P = tile_size^2.
+    updated and the colour added [A, P, D]. Pixels are row-major inside a tile, P = tile_size^2. ``sink``
+    [A, B, 2] (optional) receives Σ over pixels |dL/dmeans2d| as its gradient.
     """
-    tiles, ranks = means2d.shape[:2]
     tile_size = round((transmittance.shape[1]) ** 0.5)
-    centres = torch.arange(tile_size, device=means2d.device, dtype=means2d.dtype) + 0.5
-    # The power is separable on a pixel grid: per-column dx and per-row dy terms, then one broadcast sum.
-    dx = means2d[:, None, :, 0] - (origins[:, 0, None, None] + centres[:, None])  # [A, columns, B]
-    dy = means2d[:, None, :, 1] - (origins[:, 1, None, None] + centres[:, None])  # [A, rows, B]
-    a, b, c = conics[:, None].unbind(-1)
-    power = (0.5 * c * dy * dy)[:, :, None] + (b * dy)[:, :, None] * dx[:, None] + (0.5 * a * dx * dx)[:, None]
-    power = power.reshape(tiles, -1, ranks)
+    power = _power(means2d, conics, origins, tile_size, sink)
     alpha = torch.clamp_max(opacities[:, None, :] * torch.exp(-power), MAX_ALPHA)
     alpha = torch.where((power >= 0) & (alpha >= ALPHA_THRESHOLD), alpha, torch.zeros_like(alpha))
     with torch.no_grad():
@@ -186,9 +224,9 @@ def _weighted_sum(weights: Tensor, colors: Tensor) -> Tensor:
     return torch.bmm(weights, colors)
 
 
-def _blend_chunk_bounded(*args: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _blend_chunk_bounded(*args: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     """``_blend_chunk``, recomputed in the backward pass when gradients are needed (bounded memory)."""
-    if torch.is_grad_enabled() and any(t.requires_grad for t in args):
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
         return checkpoint(_blend_chunk, *args, use_reentrant=False, preserve_rng_state=False)
     return _blend_chunk(*args)
 
@@ -198,11 +236,12 @@ def _tile_origins(tile_ids: Tensor, tiles_x: int, tile_size: int, dtype: torch.d
     return torch.stack([tile_ids % tiles_x, tile_ids // tiles_x], dim=-1).to(dtype) * tile_size
 
 
-def composite(projection: Projection, opacities: Tensor, colors: Tensor, lists: TileLists, tile_size: int
-              ) -> tuple[Tensor, Tensor]:
+def composite(projection: Projection, opacities: Tensor, colors: Tensor, lists: TileLists, tile_size: int,
+              sink: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Per-tile colour [tiles, P, D] and transmittance [tiles, P] of the projected Gaussians, front to back.
 
-    ``opacities`` [V] and ``colors`` [V, D] follow the projection's order.
+    ``opacities`` [V] and ``colors`` [V, D] follow the projection's order; ``sink`` [V, 2] (optional, zeros that
+    require grad) gets Σ over pixels of |dL/dmeans2d| as its gradient.
     """
     device, dtype = colors.device, colors.dtype
     n_tiles, pixels_per_tile, channels = lists.counts.numel(), tile_size * tile_size, colors.shape[-1]
@@ -221,7 +260,8 @@ def composite(projection: Projection, opacities: Tensor, colors: Tensor, lists: 
         entries = lists.entries[(lists.offsets[active, None] + ranks).clamp(max=len(lists.entries) - 1)]
         transmittance, coverage, added = _blend_chunk_bounded(
             transmittance, coverage, _tile_origins(active, lists.tiles_x, tile_size, dtype),
-            projection.means2d[entries], projection.conics[entries], opacities[entries] * real, colors[entries])
+            projection.means2d[entries], projection.conics[entries], opacities[entries] * real, colors[entries],
+            None if sink is None else sink[entries])
         accumulated = accumulated + added
         start += ranks.numel()
         going = (counts > start) & (coverage > MIN_TRANSMITTANCE).any(dim=1)
@@ -272,29 +312,43 @@ def _full(values: Tensor, ids: Tensor, count: int) -> Tensor:
 def rasterize_torch(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
                     viewmats: Tensor, Ks: Tensor, width: int, height: int, *, sh_degree: int | None = None,
                     backgrounds: Tensor | None = None, near_plane: float = 0.01, far_plane: float = 1e10,
-                    eps2d: float = 0.3, tile_size: int = 16) -> tuple[Tensor, Tensor, dict]:
+                    eps2d: float = 0.3, tile_size: int = 16, absgrad: bool = False,
+                    render_mode: str = "RGB") -> tuple[Tensor, Tensor, dict]:
     """gsplat.rasterization's classic mode in PyTorch: images [C, H, W, D], alphas [C, H, W, 1], meta.
 
     Takes activated ``scales`` [N, 3] and ``opacities`` [N], ``quats`` [N, 4] (any norm), ``colors`` [N, D]
     or SH coefficients [N, K, 3] when ``sh_degree`` is given, ``viewmats`` [C, 4, 4] (world-to-camera),
     ``Ks`` [C, 3, 3], ``backgrounds`` [C, D]. Differentiable w.r.t. all Gaussian parameters. ``meta`` holds
-    per-camera [C, N, ...] ``radii``, ``means2d``, ``depths``, ``conics`` (zeros where culled).
+    per-camera [C, N, ...] ``radii``, ``means2d``, ``depths``, ``conics`` (zeros where culled). With ``absgrad``
+    the backward pass sets ``meta["means2d"].absgrad`` [C, N, 2]: Σ over pixels of |dL/dmeans2d|, per axis.
+    ``render_mode`` "RGB+ED" appends the expected depth Σ w z / Σ w as the last channel (D + 1 channels).
     """
+    if render_mode not in ("RGB", "RGB+ED"):
+        raise ValueError(f"render_mode {render_mode!r}: the PyTorch rasterizer renders 'RGB' or 'RGB+ED'")
+    count = means.shape[0]
     covars = quat_scale_to_covar(quats, scales)
+    sink = None
+    if absgrad and torch.is_grad_enabled():
+        sink = means.new_zeros((viewmats.shape[0], count, 2), requires_grad=True)
     images, alphas, metas = [], [], []
     for camera in range(viewmats.shape[0]):
         projection = project_gaussians(means, covars, opacities, viewmats[camera], Ks[camera], width, height,
                                        near_plane, far_plane, eps2d)
         ids = projection.ids
         view_colors = _view_colors(colors[ids], means[ids], viewmats[camera], sh_degree)
+        if render_mode == "RGB+ED":
+            view_colors = torch.cat([view_colors, projection.depths[:, None]], dim=-1)
         lists = bin_to_tiles(projection, width, height, tile_size)
-        colour, transmittance = composite(projection, opacities[ids], view_colors, lists, tile_size)
+        colour, transmittance = composite(projection, opacities[ids], view_colors, lists, tile_size,
+                                          None if sink is None else sink[camera, ids])
         if backgrounds is not None:
             colour = colour + transmittance[..., None] * backgrounds[camera]
         images.append(_untile(colour, lists, tile_size, width, height))
         alphas.append(1 - _untile(transmittance[..., None], lists, tile_size, width, height))
         metas.append(projection)
-    count = means.shape[0]
+    images, alphas = torch.stack(images), torch.stack(alphas)
+    if render_mode == "RGB+ED":
+        images = torch.cat([images[..., :-1], images[..., -1:] / alphas.clamp_min(1e-10)], dim=-1)
     meta = {
         "radii": torch.stack([_full(p.radii.int(), p.ids, count) for p in metas]),
         "means2d": torch.stack([_full(p.means2d, p.ids, count) for p in metas]),
@@ -302,4 +356,11 @@ def rasterize_torch(means: Tensor, quats: Tensor, scales: Tensor, opacities: Ten
         "conics": torch.stack([_full(p.conics, p.ids, count) for p in metas]),
         "width": width, "height": height, "tile_size": tile_size, "n_cameras": viewmats.shape[0],
     }
-    return torch.stack(images), torch.stack(alphas), meta
+    if sink is not None:
+        _expose_absgrad(sink, meta["means2d"])
+    return images, alphas, meta
+
+
+def _expose_absgrad(sink: Tensor, means2d: Tensor) -> None:
+    """After each backward pass, ``means2d.absgrad`` is the sink's gradient, as gsplat sets it."""
+    sink.register_post_accumulate_grad_hook(lambda leaf: setattr(means2d, "absgrad", leaf.grad))

@@ -25,10 +25,33 @@ TORCH_TILE_SIZE = 4
 
 @dataclass
 class RenderOutput:
-    """A rendered view: ``image`` [H, W, 3] RGB (background composited), ``alpha`` [H, W, 1] coverage."""
+    """A rendered view: ``image`` [H, W, 3] RGB (background composited), ``alpha`` [H, W, 1] coverage.
+
+    ``depth`` [H, W, 1] is the expected camera-space depth Σ w z / Σ w (``render(..., depth=True)``).
+    With ``render(..., absgrad=True)``: ``visible`` [V] int64 are the Gaussians the rasterizer drew (inside the
+    frustum, opaque enough, footprint on the image), ``radii`` [V, 2] their footprint half-widths in pixels, and
+    after the backward pass ``means2d_absgrad()`` gives Σ over pixels |dL/dmeans2d| [V, 2] for them.
+    """
 
     image: Tensor
     alpha: Tensor
+    depth: Tensor | None = None
+    visible: Tensor | None = None
+    radii: Tensor | None = None
+    means2d: Tensor | None = None
+
+    def means2d_absgrad(self) -> Tensor:
+        """[V, 2] Σ over pixels of |dL/dmeans2d| per visible Gaussian (pixels), rows as in ``visible``.
+
+        Both backends fill it the same way: gsplat's ``meta["means2d"].absgrad`` (packed, one row per visible
+        Gaussian) and ``core.raster_torch``'s (one row per Gaussian). Zeros before any backward pass.
+        """
+        if self.means2d is None or self.visible is None:
+            raise ValueError("render(..., absgrad=True) was not asked for: no image-plane gradient to read")
+        absgrad = getattr(self.means2d, "absgrad", None)
+        if absgrad is None:
+            return self.means2d.new_zeros((len(self.visible), 2))
+        return absgrad[0, self.visible] if absgrad.dim() == 3 else absgrad
 
 
 def _gsplat_installed() -> bool:
@@ -80,12 +103,21 @@ def _scene_sh_degree(g: Gaussians, sh_degree: int | None) -> int:
 
 
 def render(g: Gaussians, viewmat: Tensor, K: Tensor, width: int, height: int, *, background: Tensor | None = None,
-           backend: str = "auto", sh_degree: int | None = None) -> RenderOutput:
+           backend: str = "auto", sh_degree: int | None = None, absgrad: bool = False,
+           depth: bool = False) -> RenderOutput:
     """Render ``g`` from one camera: ``viewmat`` [4, 4] world-to-camera (OpenCV axes), ``K`` [3, 3] in pixels.
 
     Activates the raw parameters (exp of log-scales, sigmoid of opacity logits), evaluates SH up to
     ``sh_degree`` (None: every band of ``g``), composites over ``background`` [3] (None: black).
     Differentiable with respect to every parameter of ``g``.
+
+    Args:
+        absgrad: also return the visible Gaussians and their image-plane positions, whose accumulated absolute
+            gradient ``RenderOutput.means2d_absgrad()`` reads after the backward pass (densification).
+        depth: also return the expected depth (gsplat's render_mode "RGB+ED").
+
+    Returns:
+        RenderOutput: image [H, W, 3], alpha [H, W, 1], and depth / visible / radii / means2d as asked.
     """
     chosen = pick_backend(g.device, backend)
     degree = _scene_sh_degree(g, sh_degree)
@@ -93,18 +125,37 @@ def render(g: Gaussians, viewmat: Tensor, K: Tensor, width: int, height: int, *,
     Ks = K.to(g.device, g.means.dtype).reshape(1, 3, 3)
     arguments = (g.means, g.quats, torch.exp(g.log_scales), torch.sigmoid(g.opacity_logits), g.sh, viewmats, Ks,
                  int(width), int(height))
+    mode = "RGB+ED" if depth else "RGB"
     if chosen == "gsplat":
         from gsplat import rasterization  # imported here: the package is optional and slow to import
 
-        colors, alphas, _ = rasterization(*arguments, sh_degree=degree)
+        colors, alphas, meta = rasterization(*arguments, sh_degree=degree, absgrad=absgrad, render_mode=mode)
     else:
-        colors, alphas, _ = rasterize_torch(*arguments, sh_degree=degree, tile_size=TORCH_TILE_SIZE)
-    image, alpha = colors[0], alphas[0]
+        colors, alphas, meta = rasterize_torch(*arguments, sh_degree=degree, tile_size=TORCH_TILE_SIZE,
+                                               absgrad=absgrad, render_mode=mode)
+    image, alpha = colors[0, ..., :3], alphas[0]
     if background is not None:
         # Composited here, as the rasterizers do (colour + transmittance * background): gsplat 1.5.3's default
         # packed mode rejects a per-camera background by a shape check.
         image = image + (1 - alpha) * background.to(image.device, image.dtype)
-    return RenderOutput(image=image, alpha=alpha)
+    out = RenderOutput(image=image, alpha=alpha, depth=colors[0, ..., 3:] if depth else None)
+    if absgrad:
+        out.visible, out.radii, out.means2d = _visible(meta)
+    return out
+
+
+def _visible(meta: dict) -> tuple[Tensor, Tensor, Tensor]:
+    """(ids [V], radii [V, 2], means2d) of one camera's drawn Gaussians from either rasterizer's meta.
+
+    gsplat's packed meta lists only drawn Gaussians (``gaussian_ids``); the unpacked form (raster_torch) has a
+    row per Gaussian, zero radii where culled.
+    """
+    radii = meta["radii"]
+    if meta.get("gaussian_ids") is not None:
+        radii = radii if radii.dim() == 2 else radii[:, None].expand(-1, 2)  # gsplat < 1.5: one radius
+        return meta["gaussian_ids"].long(), radii, meta["means2d"]
+    ids = torch.nonzero((radii[0] > 0).all(-1)).squeeze(1)
+    return ids, radii[0, ids], meta["means2d"]
 
 
 def render_smoke_test(device: str = "cuda") -> float:

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import planner, regions, sos
+from core import densify, planner, regions, sos
 from core.cameras import Camera
 from core.checks import divergence_hint
 from core.colour_transfer import ColourMoments, match_colours
 from core.errors import InputError
 from core.gaussians import Gaussians
-from core.render import pick_backend, render
+from core.render import RenderOutput, pick_backend, render
 from core.vgg import load_vgg19
 from interchange.atomic import atomic_write
 from interchange.ply import SplatData
@@ -34,6 +34,11 @@ OPTIMIZE_CHOICES = BY_NAME["optimize"].values
 # Gaussians replaces them together (and the optimizer state of the trained ones).
 PARAMETERS = ("means", "quats", "log_scales", "opacity", "sh_dc", "sh_rest")
 TRAINED = {"color": ("sh_dc",), "sh": ("sh_dc", "sh_rest"), "sh+opacity": ("sh_dc", "sh_rest", "opacity")}
+GEOMETRY = ("means", "log_scales")
+# --geometry-lr: positions learn at that rate times the cameras' extent, log-scales at 30 times it (3DGS's ratio of
+# its scaling and position learning rates, 5e-3 / 1.6e-4).
+GEOMETRY_SCALE_LR_RATIO = 30.0
+DENSIFY_SETTINGS = ("detail", "densify_every", "densify_threshold", "densify_dropout", "geometry_lr")
 CHECKPOINT_FORMAT = 2
 # Colour preservation measures the capture's colours on renders with at most this long side.
 COLOUR_SAMPLE_SIDE = 512
@@ -68,7 +73,10 @@ class StylizeResult:
         device: the torch device that ran it ("cuda", "mps", "cpu").
         backend: the rasterizer ("gsplat" or "torch").
         timings: ``total_s`` (the call), ``loop_s`` (the iterations), ``it_per_s`` (iterations done in this call
-            per second of the loop), and on CUDA ``peak_gpu_mem_gib``.
+            per second of the loop), ``densify_s`` (splitting and pruning), and on CUDA ``peak_gpu_mem_gib``.
+        densify: style-driven densification (``settings.detail``): ``enabled``, ``budget`` (most Gaussians
+            allowed), ``gaussians_before`` / ``gaussians_after``, ``seconds``, ``rounds`` (one record per split:
+            iteration, before, after, candidates, split, pruned, seconds) and the ``settings`` that shaped it.
     """
 
     splat: SplatData
@@ -77,6 +85,7 @@ class StylizeResult:
     device: str
     backend: str
     timings: dict = field(default_factory=dict)
+    densify: dict | None = None
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -109,14 +118,23 @@ class _Views:
 
     def render(self, g: Gaussians, i: int, background: torch.Tensor, backend: str) -> torch.Tensor:
         """View i as [1, 3, H, W] (differentiable)."""
-        return self.render_with_alpha(g, i, background, backend)[0]
+        return self.output(g, i, background, backend).image.permute(2, 0, 1).unsqueeze(0)
 
     def render_with_alpha(self, g: Gaussians, i: int, background: torch.Tensor,
                           backend: str) -> tuple[torch.Tensor, torch.Tensor]:
         """View i as [1, 3, H, W] (differentiable) and its coverage [1, 1, H, W]."""
+        return _image_and_alpha(self.output(g, i, background, backend))
+
+    def output(self, g: Gaussians, i: int, background: torch.Tensor, backend: str,
+               absgrad: bool = False) -> RenderOutput:
+        """View i's whole render output (with what densification reads when ``absgrad``)."""
         cam = self.cameras[i]
-        out = render(g, self.viewmats[i], self.Ks[i], cam.width, cam.height, background=background, backend=backend)
-        return out.image.permute(2, 0, 1).unsqueeze(0), out.alpha.permute(2, 0, 1).unsqueeze(0)
+        return render(g, self.viewmats[i], self.Ks[i], cam.width, cam.height, background=background, backend=backend,
+                      absgrad=absgrad)
+
+    def culling_cameras(self) -> list[tuple[torch.Tensor, torch.Tensor, int, int]]:
+        """(viewmat, K, width, height) of every view, for densification's pruning."""
+        return [(v, k, c.width, c.height) for v, k, c in zip(self.viewmats, self.Ks, self.cameras)]
 
     def content(self, i: int, build: Callable[[int], sos.ContentTargets]) -> sos.ContentTargets:
         """View i's content targets; when all views' would not fit the cache budget, they wait in host memory."""
@@ -131,6 +149,11 @@ class _Views:
         return targets
 
 
+def _image_and_alpha(out: RenderOutput) -> tuple[torch.Tensor, torch.Tensor]:
+    """A render's image [1, 3, H, W] and coverage [1, 1, H, W] (NCHW, as the loss takes them)."""
+    return out.image.permute(2, 0, 1).unsqueeze(0), out.alpha.permute(2, 0, 1).unsqueeze(0)
+
+
 def parameters_of(g: Gaussians) -> dict[str, torch.Tensor]:
     """The scene's per-Gaussian tensors by name (SH split into the DC colour and the higher bands)."""
     return {"means": g.means, "quats": g.quats, "log_scales": g.log_scales, "opacity": g.opacity_logits,
@@ -143,18 +166,30 @@ def gaussians_of(params: dict[str, torch.Tensor]) -> Gaussians:
                      torch.cat([params["sh_dc"], params["sh_rest"]], dim=1))
 
 
-def trainable(params: dict[str, torch.Tensor], optimize: str) -> dict[str, torch.Tensor]:
-    """The tensors as leaves: those ``optimize`` trains are copies that require grad (an empty tensor, like
-    sh_rest at SH degree 0, has nothing to train); the others are shared, detached."""
-    trained = TRAINED[optimize]
+def trainable(params: dict[str, torch.Tensor], optimize: str, geometry: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors as leaves: those ``optimize`` trains (and with ``geometry`` positions and log-scales) are
+    copies that require grad (an empty tensor, like sh_rest at SH degree 0, has nothing to train); the others are
+    shared, detached."""
+    trained = TRAINED[optimize] + (GEOMETRY if geometry else ())
     return {name: t.detach().clone().requires_grad_(True) if name in trained and t.numel() else t.detach()
             for name, t in params.items()}
 
 
-def make_optimizer(params: dict[str, torch.Tensor], learning_rate: float) -> torch.optim.Adam:
-    """Adam with one parameter group per trained tensor, named after it."""
-    groups = [{"params": [t], "name": name} for name, t in params.items() if t.requires_grad]
+def make_optimizer(params: dict[str, torch.Tensor], learning_rate: float,
+                   rates: dict[str, float] | None = None) -> torch.optim.Adam:
+    """Adam with one parameter group per trained tensor, named after it; ``rates`` overrides some groups' rate."""
+    rates = rates or {}
+    groups = [{"params": [t], "name": name, "lr": rates.get(name, learning_rate)}
+              for name, t in params.items() if t.requires_grad]
     return torch.optim.Adam(groups, lr=learning_rate)
+
+
+def geometry_rates(settings: StylizeSettings, cameras: list[Camera]) -> dict[str, float]:
+    """Learning rates of positions (``geometry_lr`` × the cameras' extent: 1.1 × the largest distance of a camera
+    centre from their mean, as 3DGS scales its position rate) and log-scales (× ``GEOMETRY_SCALE_LR_RATIO``)."""
+    centres = torch.as_tensor(np.stack([c.position() for c in cameras]), dtype=torch.float64)
+    extent = 1.1 * float((centres - centres.mean(0)).norm(dim=1).max().clamp_min(1e-6))
+    return {"means": settings.geometry_lr * extent, "log_scales": settings.geometry_lr * GEOMETRY_SCALE_LR_RATIO}
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -210,10 +245,15 @@ class _Run:
         torch.manual_seed(settings.seed)
         self.rng = random.Random(settings.seed)
         self.original = Gaussians.from_splat_data(scene, self.device)
-        self.params = trainable(parameters_of(self.original), settings.optimize)
-        self.optimizer = make_optimizer(self.params, settings.learning_rate)
+        self.rates = geometry_rates(settings, cameras)
+        self.params = trainable(parameters_of(self.original), settings.optimize, settings.geometry_lr > 0)
+        self.optimizer = make_optimizer(self.params, settings.learning_rate, self.rates)
         self.views = _Views([c.with_long_side(settings.resolution) for c in cameras], self.device,
                             _content_cache_bytes(self.device, settings))
+        self.densifier = densify.Densifier(
+            scene.count, detail=settings.detail, every=settings.densify_every, iterations=settings.iterations,
+            threshold=settings.densify_threshold, dropout=settings.densify_dropout, seed=settings.seed,
+            device=self.device, memory_bytes=_memory_budget(self.device, settings))
         self.background = torch.tensor(settings.background, dtype=torch.float32, device=self.device)
         self.vgg = load_vgg19(settings.vgg_weights, device=self.device, preprocess=settings.vgg_preprocess)
         if self.device.type == "cuda":
@@ -264,7 +304,8 @@ class _Run:
         """Style statistics and memory plan per render size (computed once per run)."""
         if (h, w) not in self._style_targets:
             sizes = sos.pyramid_sizes(h, w, self.settings.min_short_side)
-            plan = _plan(sizes, self.device, self.settings) if self.device.type == "cuda" else None
+            reserve = densify.reserved_bytes(self.densifier.input_count, self.densifier.limit)
+            plan = _plan(sizes, self.device, self.settings, reserve) if self.device.type == "cuda" else None
             with torch.no_grad():
                 targets = sos.build_style_targets(self.vgg, self.style, sizes, stroke_scale=self.settings.stroke_scale,
                                                   plan=plan, autocast_bf16=self.autocast)
@@ -286,7 +327,8 @@ class _Run:
         """One iteration on a random view: render, SOS gradient of all scales, one rasterizer backward, Adam."""
         i = self.rng.randrange(len(self.views.cameras))
         g = self.current()
-        image, alpha = self.views.render_with_alpha(g, i, self.background, self.backend)
+        out = self.views.output(g, i, self.background, self.backend, absgrad=self.densifier.enabled)
+        image, alpha = _image_and_alpha(out)
         style, plan = self.style_targets(image.shape[2], image.shape[3])
         relative = self.settings.balance == "relative"
         content = self.views.content(i, self.content_targets) if self.settings.content_weight > 0 or relative else None
@@ -296,8 +338,14 @@ class _Run:
         self.optimizer.zero_grad(set_to_none=True)
         if image.requires_grad:  # else no Gaussian shows in this view: nothing to update
             image.backward(grad)
+            self.densifier.observe(out)
         self.optimizer.step()
         record = {"iteration": len(self.history) + 1, "view": i, **terms}
+        if self.densifier.due(record["iteration"]):
+            self.params, split = self.densifier.split(record["iteration"], self.params, self.optimizer,
+                                                      self.views.culling_cameras())
+            record["densify"] = asdict(split)
+        record["gaussians"] = self.densifier.count
         self.history.append(record)
         return record
 
@@ -309,14 +357,17 @@ class _Run:
         """Everything a resumed run needs, in tensors and plain data (checkpoints load with weights_only)."""
         return {"format": CHECKPOINT_FORMAT, "settings": asdict(self.settings), "count": scene_count,
                 "iteration": len(self.history), "params": {name: t.detach().cpu() for name, t in self.params.items()},
-                "optimizer": self.optimizer.state_dict(), "rng": self.rng.getstate(), "history": self.history}
+                "optimizer": self.optimizer.state_dict(), "densify": self.densifier.state_dict(),
+                "rng": self.rng.getstate(), "history": self.history}
 
     def restore(self, state: dict) -> None:
-        """Continue from a checkpoint: its tensors (whatever their count), optimizer state, random state, history."""
+        """Continue from a checkpoint: its tensors (whatever their count), optimizer state, densification and
+        random states, history."""
         saved = {name: t.to(self.device, torch.float32) for name, t in state["params"].items()}
-        self.params = trainable(saved, self.settings.optimize)
-        self.optimizer = make_optimizer(self.params, self.settings.learning_rate)
+        self.params = trainable(saved, self.settings.optimize, self.settings.geometry_lr > 0)
+        self.optimizer = make_optimizer(self.params, self.settings.learning_rate, self.rates)
         self.optimizer.load_state_dict(state["optimizer"])
+        self.densifier.load_state_dict(state["densify"])
         self.rng.setstate(state["rng"])
         self.history = state["history"]
         self.start_iteration = state["iteration"]
@@ -339,7 +390,9 @@ def stylize(
 
     Each iteration renders one random view (differentiably), takes the SOS loss's gradient with respect to that
     render over all pyramid scales, back-propagates it through the rasterizer once and takes an Adam step on the
-    trained tensors (``settings.optimize``: the DC colours; + the higher SH bands; + opacities).
+    trained tensors (``settings.optimize``: the DC colours; + the higher SH bands; + opacities). With
+    ``settings.detail`` > 0, every ``settings.densify_every`` iterations the Gaussians too coarse for the strokes
+    the loss asks for are split in two (``core.densify``), so the result can have more Gaussians than ``scene``.
 
     Args:
         scene: the Gaussians (``core.read_ply``); it is not modified.
@@ -349,7 +402,8 @@ def stylize(
         settings: a ``StylizeSettings`` (default: all defaults); validated first (``InputError`` names the bad
             setting).
         progress: called after every iteration with a dict: ``event`` ("progress"), ``iterations`` (the total),
-            the iteration's history record (below), ``it_per_s`` and ``eta_s`` (seconds left).
+            the iteration's history record (below), ``it_per_s``, ``eta_s`` (seconds left) and ``densify_s`` (time
+            spent densifying so far).
         preview: called every ``settings.preview_every`` iterations (and after the last) with
             ``(iteration, image)``, the current render of ``cameras[0]`` as ``[H, W, 3]`` in [0, 1].
         should_stop: polled before every iteration; returning True ends the run cooperatively and returns the
@@ -362,10 +416,12 @@ def stylize(
 
     Returns:
         A ``StylizeResult``: ``splat`` (the stylized scene, the input's PLY table with new SH colours and, for
-        "sh+opacity", opacities), ``history`` (one record per iteration: ``iteration``, ``view``, and the loss
-        terms averaged over scales ``gram``, ``mean``, ``std``, ``style``, ``content``, ``total``), ``cancelled``,
-        ``device``, ``backend`` ("gsplat" or "torch") and ``timings`` (``total_s``, ``loop_s``, ``it_per_s``, and
-        on CUDA ``peak_gpu_mem_gib``).
+        "sh+opacity", opacities; with ``detail``, split rows carry their parent's every property, with new
+        positions and scales), ``history`` (one record per iteration: ``iteration``, ``view``, the loss terms
+        averaged over scales ``gram``, ``mean``, ``std``, ``style``, ``content``, ``total``, ``gaussians`` (the count
+        after the iteration) and, where a split happened, ``densify`` (that round's record)), ``cancelled``,
+        ``device``, ``backend`` ("gsplat" or "torch"), ``timings`` (``total_s``, ``loop_s``, ``it_per_s``,
+        ``densify_s``, and on CUDA ``peak_gpu_mem_gib``) and ``densify`` (see ``StylizeResult``).
 
     Raises:
         InputError: unusable settings, no cameras, an unavailable device or backend, a checkpoint that is not
@@ -400,8 +456,8 @@ def stylize(
         _check_finite(run, record)
         rate = (done - run.start_iteration) / max(time.perf_counter() - t_loop, 1e-9)
         if progress is not None:
-            progress({"event": "progress", "iterations": settings.iterations, **record,
-                      "it_per_s": rate, "eta_s": (settings.iterations - done) / max(rate, 1e-9)})
+            progress({"event": "progress", "iterations": settings.iterations, **record, "it_per_s": rate,
+                      "eta_s": (settings.iterations - done) / max(rate, 1e-9), "densify_s": run.densifier.seconds})
         if preview is not None and _every(done, settings.preview_every, settings.iterations):
             preview(done, run.preview_image())
         if checkpoint is not None and settings.checkpoint_every and done % settings.checkpoint_every == 0:
@@ -410,11 +466,15 @@ def stylize(
     steps = len(run.history) - run.start_iteration
     if steps and not cancelled:
         _check_something_visible(run)
-    timings = {"total_s": t_end - t_start, "loop_s": t_end - t_loop, "it_per_s": steps / max(t_end - t_loop, 1e-9)}
+    timings = {"total_s": t_end - t_start, "loop_s": t_end - t_loop, "it_per_s": steps / max(t_end - t_loop, 1e-9),
+               "densify_s": run.densifier.seconds}
     if run.device.type == "cuda":
         timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
-    return StylizeResult(run.current().to_splat_data(scene), run.history, cancelled, str(run.device), run.backend,
-                         timings)
+    geometry_changed = run.densifier.enabled or settings.geometry_lr > 0
+    template = densify.splat_data(scene, run.densifier.origin, run.params) if geometry_changed else scene
+    report = {**run.densifier.report(), "settings": {name: getattr(settings, name) for name in DENSIFY_SETTINGS}}
+    return StylizeResult(run.current().to_splat_data(template), run.history, cancelled, str(run.device), run.backend,
+                         timings, report)
 
 
 def _region_tensor(region: torch.Tensor | np.ndarray | None, count: int,
@@ -422,6 +482,9 @@ def _region_tensor(region: torch.Tensor | np.ndarray | None, count: int,
     """The region as a float32 tensor [count] on the run's device; its length and range checked."""
     if region is None:
         return None
+    if settings.detail > 0:  # a region weighs the input's Gaussians; split children would need theirs carried
+        raise InputError("region: a region cannot be combined with detail > 0 yet; stylize the region with "
+                         "detail 0, or the whole scene with detail")
     values = torch.as_tensor(region, dtype=torch.float32).reshape(-1)
     if values.shape[0] != count or not bool(((values >= 0) & (values <= 1)).all()):
         raise InputError(f"region: need {count} values in 0..1 (one per Gaussian), got {values.shape[0]}")
@@ -474,9 +537,19 @@ def _content_cache_bytes(device: torch.device, settings: StylizeSettings) -> flo
     return CONTENT_CACHE_SHARE * budget
 
 
-def _plan(sizes: list[tuple[int, int]], device: torch.device, settings: StylizeSettings) -> list:
-    cap = None if settings.max_gpu_mem_gib is None else int(settings.max_gpu_mem_gib * 2**30)
-    return planner.plan_scales(sizes, free_bytes=planner.free_gpu_bytes(device), cap_bytes=cap, bf16=settings.bf16)
+def _memory_budget(device: torch.device, settings: StylizeSettings) -> float | None:
+    """GPU memory the run may use, min(cap, free), that densification's budget is measured against (None off CUDA)."""
+    if device.type != "cuda":
+        return None
+    budget = planner.free_gpu_bytes(device)
+    return budget if settings.max_gpu_mem_gib is None else min(budget, settings.max_gpu_mem_gib * 2**30)
+
+
+def _plan(sizes: list[tuple[int, int]], device: torch.device, settings: StylizeSettings, reserve: int = 0) -> list:
+    """The loss's memory plan, with ``reserve`` bytes kept for the Gaussians densification may add."""
+    cap = None if settings.max_gpu_mem_gib is None else int(settings.max_gpu_mem_gib * 2**30) - reserve
+    return planner.plan_scales(sizes, free_bytes=planner.free_gpu_bytes(device) - reserve, cap_bytes=cap,
+                               bf16=settings.bf16)
 
 
 def render_views(scene: SplatData, cameras: list[Camera], *, resolution: int | None = None,

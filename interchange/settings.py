@@ -119,6 +119,11 @@ class StylizeSettings:
         1.0, label="Stroke Scale", low=0.25, high=8.0, soft=(0.25, 4.0), group=MAIN, digits=2,
         help="size of the painting's strokes relative to the render (1: painting short side = render short side; "
              "never upscaled past the painting's pixels)")
+    detail: float = setting(
+        0.0, label="Detail", low=0.0, high=3.0, soft=(0.0, 3.0), group=MAIN, digits=1,
+        help="strokes finer than the capture: 0 recolours the scene's Gaussians only; d > 0 splits the Gaussians "
+             "too coarse for the painting's finest strokes, up to (1 + d) times as many (at most 4x, and what the "
+             "GPU memory cap leaves room for)")
     max_gpu_mem_gib: float | None = setting(
         None, label="GPU Memory Cap", flag="--max-gpu-mem", above=0.0, soft=(0.0, 80.0), group=MAIN,
         metavar="GiB", digits=1,
@@ -162,6 +167,20 @@ class StylizeSettings:
         "caffe", label="VGG Preprocessing",
         choices=(("caffe", "Caffe", "BGR 0-255, mean-subtracted"), ("torch", "Torch", "RGB, ImageNet mean/std")),
         help="input convention of the VGG weights: caffe (BGR 0-255, mean-subtracted) or torch (ImageNet)")
+    densify_every: int = setting(
+        100, label="Densify Every", low=1, high=1_000_000, soft=(1, 1000), metavar="K",
+        help="with detail on: split every K iterations (none in the last K)")
+    densify_threshold: float = setting(
+        1.0, label="Densify Threshold", low=0.0, soft=(0.0, 4.0), metavar="TAU", digits=2,
+        help="with detail on: split Gaussians whose average image-plane gradient is above TAU times the mean of "
+             "those seen")
+    densify_dropout: float = setting(
+        0.5, label="Densify Dropout", low=0.0, high=1.0, metavar="P", digits=2,
+        help="with detail on: Gaussian dropout, each candidate is split with probability 1 - P")
+    geometry_lr: float = setting(
+        0.0, label="Geometry Learning Rate", low=0.0, soft=(0.0, 0.001), digits=5,
+        help="also optimise positions (this rate times the cameras' extent) and scales (30 times it); 0 keeps the "
+             "geometry fixed (whether moving it helps is not yet measured)")
     cudnn_benchmark: bool = setting(
         False, label="cuDNN Benchmark",
         help="let cuDNN autotune convolutions (measured slower for runs of a few hundred steps: docs/benchmarks.md)")

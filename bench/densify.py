@@ -1,0 +1,275 @@
+"""Does style-driven densification paint finer strokes? Colours only against detail on, same iterations.
+
+    python bench/densify.py --scene ../shared/data/scenes/flowers --style ../shared/data/styles/X.jpg \
+        --resolution 7680 --iterations 150 --detail 3 --densify-every 25 --max-gpu-mem 24 --out OUT/densify_8k
+    python bench/densify.py --demo --device cpu --resolution 64 --iterations 6 --densify-every 2 --out /tmp/d
+
+Per run: Gaussians before/after, wall time, peak GPU memory, densification rounds and their time. Judged on
+--eval-views views at the run's full resolution (16:9 by default, as bench/stylize_scene.py widens the orbit):
+- style distance (the SOS style terms, Gram + mean + std, against the painting's statistics at each scale) at
+  the finest scale and averaged over all scales, over the whole frame and weighted by the render's alpha (the
+  object only, not the background);
+- multi-view consistency: each view's neighbour in the orbit is warped into it with the rendered expected depth
+  (occluded and uncovered pixels masked by a depth test) and the mean |colour difference| is taken; the original
+  scene's error (view-dependent colour, warping error) is the floor.
+Saves a full-resolution crop of view 0 (colours only | detail) as JPEG and summary.json in --out; prints a table.
+Runs on CPU at a tiny size (--demo: the procedural scene and painting) and on CUDA, in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core import sos  # noqa: E402  (after the path fix above)
+from core.cameras import Camera, load_cameras, orbit_cameras  # noqa: E402
+from core.demo import demo_scene, demo_style  # noqa: E402
+from core.gaussians import Gaussians  # noqa: E402
+from core.images import load_image, side_by_side, to_uint8  # noqa: E402
+from interchange.ply import SplatData, read_ply  # noqa: E402
+from core.render import pick_backend, render  # noqa: E402
+from core.stylize import StylizeSettings, resolve_device, stylize  # noqa: E402
+from core.vgg import STYLE_LAYERS, load_vgg19  # noqa: E402
+
+DEPTH_TOLERANCE = 0.02  # a warped pixel is occluded when its depth differs from the other view's by > 2 %
+COVERED = 0.5  # pixels with less alpha are background for the consistency measure
+ROWS_PER_BLOCK = 256  # feature rows reduced at a time in the weighted statistics (bounded memory at 8K)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scene", type=Path, help="folder with point_cloud.ply (+ orbit_cameras.json)")
+    p.add_argument("--style", type=Path, help="the painting")
+    p.add_argument("--demo", action="store_true", help="procedural scene and painting (smoke test)")
+    p.add_argument("--resolution", type=int, default=3840, help="render long side (3840: 4K, 7680: 8K)")
+    p.add_argument("--aspect", type=float, default=16 / 9, help="render width / height (cameras are widened)")
+    p.add_argument("--iterations", type=int, default=150)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--detail", type=float, default=3.0, help="the detail run's --detail (colours only: 0)")
+    p.add_argument("--densify-every", type=int, default=25)
+    p.add_argument("--densify-threshold", type=float)
+    p.add_argument("--densify-dropout", type=float)
+    p.add_argument("--geometry-lr", type=float, default=0.0)
+    p.add_argument("--max-gpu-mem", type=float)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-views", type=int, default=4, help="views judged (spread over the orbit)")
+    p.add_argument("--crop", type=int, default=1024, help="side of the full-resolution crop of view 0")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    if not args.demo and (args.scene is None or args.style is None):
+        p.error("--scene and --style are needed (or --demo)")
+    return args
+
+
+def widen(camera: Camera, aspect: float) -> Camera:
+    """A square orbit camera made width/height = aspect, same vertical field of view."""
+    if aspect == 1:
+        return camera
+    width = int(round(camera.height * aspect))
+    return replace(camera, width=width, cx=width / 2)
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[SplatData, torch.Tensor, list[Camera]]:
+    if args.demo:
+        scene = demo_scene(count=1500, seed=1)
+        return scene, demo_style(128), orbit_cameras(scene.means(), scene.opacity_logits(), count=8)
+    scene = read_ply(args.scene / "point_cloud.ply")
+    cams_file = args.scene / "orbit_cameras.json"
+    cameras = load_cameras(cams_file) if cams_file.is_file() else orbit_cameras(scene.means(), scene.opacity_logits())
+    return scene, load_image(args.style), cameras
+
+
+def run_settings(args: argparse.Namespace, detail: float) -> StylizeSettings:
+    extra = {name: getattr(args, name) for name in ("densify_threshold", "densify_dropout")
+             if getattr(args, name) is not None}
+    return StylizeSettings(iterations=args.iterations, learning_rate=args.lr, resolution=args.resolution,
+                           max_gpu_mem_gib=args.max_gpu_mem, seed=args.seed, device=args.device, detail=detail,
+                           densify_every=args.densify_every, geometry_lr=args.geometry_lr, **extra)
+
+
+def timed_run(scene, style, cameras, settings: StylizeSettings, device: torch.device) -> tuple[object, dict]:
+    """One stylization; its peak GPU memory counts what was already allocated (the judge's VGG and targets)."""
+    before = None
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() / 2**30
+    start = time.perf_counter()
+    result = stylize(scene, style, cameras, settings)
+    wall = time.perf_counter() - start
+    info = {"detail": settings.detail, "wall_s": wall, "it_per_s": result.timings["it_per_s"],
+            "peak_gpu_mem_gib": result.timings.get("peak_gpu_mem_gib"), "allocated_before_gib": before,
+            "gaussians": result.splat.count,
+            "densify": result.densify, "final_style_loss": result.history[-1]["style"]}
+    return result, info
+
+
+class Judge:
+    """Renders a scene's evaluation views at full resolution and measures style distance and consistency."""
+
+    def __init__(self, style: torch.Tensor, cameras: list[Camera], views: list[int], device: torch.device,
+                 weights: sos.LossWeights):
+        self.device = device
+        self.backend = pick_backend(device)
+        self.cameras = cameras
+        self.views = views
+        self.vgg = load_vgg19(device=device)
+        self.autocast = device.type == "cuda"
+        self.weights = weights
+        cam = cameras[views[0]]
+        self.sizes = sos.pyramid_sizes(cam.height, cam.width)
+        with torch.no_grad():
+            self.targets = sos.build_style_targets(self.vgg, style.permute(2, 0, 1)[None].to(device), self.sizes,
+                                                   autocast_bf16=self.autocast)
+
+    def render(self, g: Gaussians, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """View i: image [H, W, 3], alpha [H, W, 1], expected depth [H, W, 1]."""
+        cam = self.cameras[i]
+        with torch.no_grad():
+            out = render(g, torch.tensor(cam.viewmat, dtype=torch.float32), torch.tensor(cam.K(), dtype=torch.float32),
+                         cam.width, cam.height, backend=self.backend, depth=True)
+        return out.image, out.alpha, out.depth
+
+    def measure(self, scene: SplatData) -> dict:
+        g = Gaussians.from_splat_data(scene, self.device)
+        finest, whole, finest_obj, whole_obj, consistency = [], [], [], [], []
+        for i in self.views:
+            image, alpha, depth = self.render(g, i)
+            distances = self.style_distance(image, alpha)
+            finest.append(distances["whole"][0])
+            whole.append(sum(distances["whole"]) / len(distances["whole"]))
+            finest_obj.append(distances["object"][0])
+            whole_obj.append(sum(distances["object"]) / len(distances["object"]))
+            j = (i + 1) % len(self.cameras)
+            consistency.append(warp_error((image, alpha, depth), self.cameras[i], self.render(g, j), self.cameras[j]))
+        return {"style_finest": mean(finest), "style_sos": mean(whole), "style_finest_object": mean(finest_obj),
+                "style_sos_object": mean(whole_obj), "consistency_l1": mean(consistency)}
+
+    def style_distance(self, image: torch.Tensor, alpha: torch.Tensor) -> dict[str, list[float]]:
+        """Style terms per scale (finest first), whole frame and alpha-weighted."""
+        image, alpha = image.permute(2, 0, 1)[None], alpha.permute(2, 0, 1)[None]
+        result = {"whole": [], "object": []}
+        for size, target in zip(self.sizes, self.targets.stats):
+            with torch.no_grad(), sos.vgg_autocast(self.device, self.autocast):
+                feats = self.vgg(sos.downsample(image, size), STYLE_LAYERS)
+            weight = sos.downsample(alpha, size)
+            for key, w in (("whole", torch.ones_like(weight)), ("object", weight)):
+                stats = {layer: weighted_stats(feats[layer], w) for layer in STYLE_LAYERS}
+                result[key].append(float(sos.combine_terms(sos.style_terms(stats, target, self.weights),
+                                                           None)["style"]))
+        return result
+
+
+def mean(values: list[float]) -> float:
+    return float(sum(values) / len(values))
+
+
+def weighted_stats(feats: torch.Tensor, weight: torch.Tensor) -> sos.LayerStats:
+    """Gram / mean / std of [1, n, h, w] features with per-position weights (``weight`` [1, 1, H, W] resized)."""
+    n, h, w = feats.shape[1:]
+    weight = F.interpolate(weight.float(), size=(h, w), mode="area")[0, 0]
+    outer = feats.new_zeros((n, n), dtype=torch.float32)
+    total = feats.new_zeros((n,), dtype=torch.float32)
+    for top in range(0, h, ROWS_PER_BLOCK):
+        block = feats[0, :, top:top + ROWS_PER_BLOCK].reshape(n, -1).float()
+        wb = weight[top:top + ROWS_PER_BLOCK].reshape(-1)
+        outer += (block * wb) @ block.T
+        total += block @ wb
+    return sos.stats_from_sums(sos.LayerSums(outer, total, float(weight.sum().clamp_min(1e-6))))
+
+
+def warp_error(view_i: tuple, cam_i: Camera, view_j: tuple, cam_j: Camera) -> float:
+    """Mean |I_i − I_j(warped)| over pixels of view i that view j sees unoccluded (expected depth, 2 % test)."""
+    image_i, alpha_i, depth_i = view_i
+    image_j, alpha_j, depth_j = view_j
+    device = image_i.device
+    h, w = depth_i.shape[:2]
+    ys, xs = torch.meshgrid(torch.arange(h, device=device) + 0.5, torch.arange(w, device=device) + 0.5,
+                            indexing="ij")
+    z = depth_i[..., 0]
+    K_i, K_j = (torch.tensor(c.K(), dtype=torch.float32, device=device) for c in (cam_i, cam_j))
+    V_i, V_j = (torch.tensor(c.viewmat, dtype=torch.float32, device=device) for c in (cam_i, cam_j))
+    rays = torch.stack([(xs - K_i[0, 2]) / K_i[0, 0], (ys - K_i[1, 2]) / K_i[1, 1], torch.ones_like(xs)], -1)
+    world = (rays * z[..., None] - V_i[:3, 3]) @ V_i[:3, :3]  # R_iᵀ (X_c − t_i), row vectors
+    in_j = world @ V_j[:3, :3].T + V_j[:3, 3]
+    zj = in_j[..., 2].clamp_min(1e-6)
+    u, v = K_j[0, 0] * in_j[..., 0] / zj + K_j[0, 2], K_j[1, 1] * in_j[..., 1] / zj + K_j[1, 2]
+    grid = torch.stack([u / image_j.shape[1] * 2 - 1, v / image_j.shape[0] * 2 - 1], -1)[None]
+
+    def sample(t: torch.Tensor) -> torch.Tensor:
+        return F.grid_sample(t.permute(2, 0, 1)[None], grid, align_corners=False)[0].permute(1, 2, 0)
+
+    colour_j, alpha_at_j, depth_at_j = sample(image_j), sample(alpha_j)[..., 0], sample(depth_j)[..., 0]
+    valid = ((alpha_i[..., 0] > COVERED) & (alpha_at_j > COVERED) & (in_j[..., 2] > 0) & (grid.abs() < 1).all(-1)[0]
+             & ((depth_at_j - in_j[..., 2]).abs() < DEPTH_TOLERANCE * in_j[..., 2]))
+    if not bool(valid.any()):
+        return float("nan")
+    return float((image_i - colour_j).abs()[valid].mean())
+
+
+def save_crop(path: Path, images: list[torch.Tensor], side: int) -> None:
+    """Centre crops of the same size from each image, side by side, as JPEG."""
+    h, w = images[0].shape[:2]
+    side = min(side, h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    joined = side_by_side([im[top:top + side, left:left + side].cpu() for im in images])
+    Image.fromarray(to_uint8(joined)).save(path, format="JPEG", quality=92)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(args.device)
+    scene, style, orbit = load_inputs(args)
+    wide = [widen(c, args.aspect) for c in orbit]
+    cameras = [c.with_long_side(args.resolution) for c in wide]
+    views = sorted({round(k * len(cameras) / args.eval_views) % len(cameras) for k in range(args.eval_views)})
+    summary = {"scene": "demo" if args.demo else str(args.scene), "style": "demo" if args.demo else str(args.style),
+               "resolution": [cameras[0].width, cameras[0].height], "iterations": args.iterations,
+               "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu", "eval_views": views}
+    judge = Judge(style, cameras, views, device, sos.LossWeights())
+    summary["original"] = judge.measure(scene)
+    crops, runs = [], []
+    for detail in (0.0, args.detail):
+        result, info = timed_run(scene, style, wide, run_settings(args, detail), device)
+        info.update(judge.measure(result.splat))
+        runs.append(info)
+        crops.append(judge.render(Gaussians.from_splat_data(result.splat, device), views[0])[0].cpu())
+        del result
+        print_run(info, flush=True)
+    save_crop(args.out / f"crop_{cameras[0].width}x{cameras[0].height}.jpg", crops, args.crop)
+    colour, detail = runs
+    summary["runs"] = runs
+    summary["ratios"] = {key: detail[key] / colour[key] for key in ("style_finest", "style_sos", "style_finest_object",
+                                                                     "style_sos_object", "consistency_l1",
+                                                                     "gaussians", "wall_s")}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print("detail / colours only: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["ratios"].items()))
+    return 0
+
+
+def print_run(info: dict, flush: bool = False) -> None:
+    densify = info["densify"] or {}
+    peak = info["peak_gpu_mem_gib"]
+    print(f"detail {info['detail']:g}: {info['gaussians']} Gaussians (from {densify.get('gaussians_before')}), "
+          f"{info['wall_s']:.1f} s ({densify.get('seconds', 0.0):.2f} s densifying), peak "
+          f"{'-' if peak is None else f'{peak:.2f}'} GiB; "
+          f"style finest {info['style_finest']:.4g} (object {info['style_finest_object']:.4g}), "
+          f"SOS {info['style_sos']:.4g} (object {info['style_sos_object']:.4g}), "
+          f"consistency L1 {info['consistency_l1']:.4f}", flush=flush)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
