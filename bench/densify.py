@@ -31,7 +31,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import sos  # noqa: E402  (after the path fix above)
+from core import sos, statistics  # noqa: E402  (after the path fix above)
 from core.cameras import Camera, load_cameras, orbit_cameras  # noqa: E402
 from core.demo import demo_scene, demo_style  # noqa: E402
 from core.gaussians import Gaussians  # noqa: E402
@@ -43,7 +43,6 @@ from core.vgg import STYLE_LAYERS, load_vgg19  # noqa: E402
 
 DEPTH_TOLERANCE = 0.02  # a warped pixel is occluded when its depth differs from the other view's by > 2 %
 COVERED = 0.5  # pixels with less alpha are background for the consistency measure
-ROWS_PER_BLOCK = 256  # feature rows reduced at a time in the weighted statistics (bounded memory at 8K)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -164,9 +163,10 @@ class Judge:
         for size, target in zip(self.sizes, self.targets.stats):
             with torch.no_grad(), sos.vgg_autocast(self.device, self.autocast):
                 feats = self.vgg(sos.downsample(image, size), STYLE_LAYERS)
-            weight = sos.downsample(alpha, size)
-            for key, w in (("whole", torch.ones_like(weight)), ("object", weight)):
-                stats = {layer: weighted_stats(feats[layer], w) for layer in STYLE_LAYERS}
+            pooled = statistics.pool_to_layers(sos.downsample(alpha, size), STYLE_LAYERS)
+            for key, weights in (("whole", None), ("object", pooled)):
+                stats = {layer: statistics.layer_stats(feats[layer], None if weights is None else weights[layer])
+                         for layer in STYLE_LAYERS}
                 result[key].append(float(sos.combine_terms(sos.style_terms(stats, target, self.weights),
                                                            None)["style"]))
         return result
@@ -174,20 +174,6 @@ class Judge:
 
 def mean(values: list[float]) -> float:
     return float(sum(values) / len(values))
-
-
-def weighted_stats(feats: torch.Tensor, weight: torch.Tensor) -> sos.LayerStats:
-    """Gram / mean / std of [1, n, h, w] features with per-position weights (``weight`` [1, 1, H, W] resized)."""
-    n, h, w = feats.shape[1:]
-    weight = F.interpolate(weight.float(), size=(h, w), mode="area")[0, 0]
-    outer = feats.new_zeros((n, n), dtype=torch.float32)
-    total = feats.new_zeros((n,), dtype=torch.float32)
-    for top in range(0, h, ROWS_PER_BLOCK):
-        block = feats[0, :, top:top + ROWS_PER_BLOCK].reshape(n, -1).float()
-        wb = weight[top:top + ROWS_PER_BLOCK].reshape(-1)
-        outer += (block * wb) @ block.T
-        total += block @ wb
-    return sos.stats_from_sums(sos.LayerSums(outer, total, float(weight.sum().clamp_min(1e-6))))
 
 
 def warp_error(view_i: tuple, cam_i: Camera, view_j: tuple, cam_j: Camera) -> float:
