@@ -21,7 +21,7 @@ from ..splats.up_axis import UP_AXIS_ITEMS, up_axis_rotation
 
 NATIVE_MODE = ('NATIVE', "Gaussian Splats", "Blender's own Gaussian splats: EEVEE and Cycles draw and render them "
                                              "with the rest of the scene")
-DISPLAY_MODES = [mode for mode in (NATIVE_MODE,) if native_splats_supported()] + [  # the first is the default
+DISPLAY_MODES = ([NATIVE_MODE] if native_splats_supported() else []) + [  # the first one is the default
     ('ELLIPSOIDS', "Ellipsoids", "Each shown Gaussian as an oriented ellipsoid"),
     ('POINTS', "Points", "Each shown Gaussian as a point (lighter)"),
 ]
