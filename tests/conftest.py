@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -21,7 +20,10 @@ def shared_data() -> Path:
 @pytest.fixture
 def deterministic():
     """PyTorch's deterministic kernels: on CPU some default kernels accumulate in a thread-dependent order, so two
-    identical runs differ by ~1e-5 after a few steps under load; with these they are bit-identical."""
+    identical runs differ by ~1e-5 after a few steps under load; with these they are bit-identical. torch is
+    imported here: the Blender tests on bpy 5.3 (Python 3.13) share this conftest and have no torch."""
+    import torch
+
     before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     yield

@@ -48,3 +48,35 @@ def test_engine_package_ships_the_shared_package_and_not_plyfile():
     text = (install.ROOT / "pyproject.toml").read_text()
     assert 'packages = ["core", "interchange"]' in text and "plyfile" not in text
     assert not any("plyfile" in package for package in install.RUNTIME_PACKAGES)
+
+
+def fake_python(path, version: str):
+    """An executable that answers install.python_version's question like a Python of that version."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho {version}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_python_313_is_found_under_pyenv_past_a_shim_that_does_not_run(monkeypatch, tmp_path):
+    shims = tmp_path / "shims"
+    shim = shims / "python3.13"
+    shim.parent.mkdir()
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.13: command not found' >&2\nexit 127\n")
+    shim.chmod(0o755)
+    fake_python(tmp_path / "pyenv" / "versions" / "3.13.0" / "bin" / "python", "3 13")
+    newest = fake_python(tmp_path / "pyenv" / "versions" / "3.13.10" / "bin" / "python", "3 13")
+    fake_python(tmp_path / "pyenv" / "versions" / "3.12.1" / "bin" / "python", "3 12")
+    monkeypatch.setenv("PATH", str(shims))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    assert install.find_python((3, 13)) == newest
+    assert install.find_python((3, 9)) is None
+
+
+def test_the_bpy53_environment_sits_beside_the_worker_environment(monkeypatch, tmp_path, capsys):
+    assert install.bpy53_venv(tmp_path / ".venv") == tmp_path / ".venv-bpy5.3"
+    assert "bpy==5.3.0" in install.BPY53_PACKAGES and "torch" not in " ".join(install.BPY53_PACKAGES)
+    monkeypatch.setattr(install, "find_python", lambda version: None)
+    assert install.install_bpy53_tests(tmp_path / ".venv") is None
+    assert "Python 3.13 not found" in capsys.readouterr().out
+    assert not (tmp_path / ".venv-bpy5.3").exists()

@@ -17,7 +17,7 @@ import numpy as np
 from ..cameras.objects import camera_intrinsics, stored_record
 from ..cameras.pinhole import blender_camera_to_opencv, intrinsics_matrix
 from ..errors import SplatInputError
-from ..splats.objects import is_splat_object
+from ..splats.objects import is_gaussian_object
 from ..worker.config import preferred_device, worker_python
 from ..worker.render_worker import render_request
 from .cache import cache_dir, cached_ply, prune_cache
@@ -49,9 +49,10 @@ def camera_view(camera: bpy.types.Object, scene: bpy.types.Scene) -> View:
 
 
 def splat_objects(depsgraph: bpy.types.Depsgraph) -> list[tuple[bpy.types.Object, np.ndarray]]:
-    """(original splat object, world matrix) of every splat object the depsgraph shows in renders."""
+    """(original splat object, world matrix) of every splat object (ours or Blender's own Gaussian splats) the
+    depsgraph shows in renders."""
     return [(obj.original, np.array(obj.matrix_world)) for obj in depsgraph.objects
-            if is_splat_object(obj.original) and not obj.original.hide_render]
+            if is_gaussian_object(obj.original) and not obj.original.hide_render]
 
 
 def background_colour(scene: bpy.types.Scene) -> list[float] | None:

@@ -2,10 +2,10 @@
 
 Raw properties keep their PLY names (lossless export reads them back). Display attributes are named like
 Blender 5.3's native splat import: `opacity` (sigmoid of the logit), `scale` (exp of the log scales),
-`rotation` (unit quaternion w, x, y, z) and `color` (DC colour 0.5 + C0 * f_dc, alpha = opacity). A PLY
-property whose name collides with one of these or with Blender's `position`, or starts with `ply_`, is
-stored as `ply_<name>` (a one-to-one renaming); in a 3DGS file that is only `opacity`, whose logit lives in
-`ply_opacity`.
+`rotation` (unit quaternion w, x, y, z) and `color` (DC colour 0.5 + C0 * f_dc, alpha = opacity); Blender
+5.3's `radiance:*` attributes are derived too (native.py). A PLY property whose name collides with one of
+these or with Blender's `position`, or starts with `ply_` or `radiance:`, is stored as `ply_<name>` (a
+one-to-one renaming); in a 3DGS file that is only `opacity`, whose logit lives in `ply_opacity`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from ..interchange.sh import dc_to_rgb
 DISPLAY_ATTRIBUTES = ("opacity", "scale", "rotation", "color")
 RESERVED_NAMES = frozenset(DISPLAY_ATTRIBUTES) | {"position"}
 MAX_NAME_LENGTH = 59  # Blender attribute names hold 63 characters; a stored name may gain a "ply_" prefix
+RESERVED_PREFIXES = ("ply_", "radiance:")
 
 
 def attribute_name(ply_name: str) -> str:
     """The Blender attribute holding a raw PLY property."""
-    return f"ply_{ply_name}" if ply_name in RESERVED_NAMES or ply_name.startswith("ply_") else ply_name
+    return f"ply_{ply_name}" if ply_name in RESERVED_NAMES or ply_name.startswith(RESERVED_PREFIXES) else ply_name
 
 
 def check_attribute_names(names: list[str], source: object) -> None:

@@ -1,7 +1,14 @@
-"""Viewport display of a splat object: a Geometry Nodes modifier and two materials, built from Python.
+"""Display of a splat object: a Geometry Nodes modifier, built from Python, in one of two kinds.
 
-Each shown Gaussian becomes an icosphere instance scaled by `scale` x Size (Size 2 draws the 2-sigma
-ellipsoid) and turned by `rotation`, or in points mode a point of radius mean(scale) x Size. Every Nth
+Native (Blender 5.3+, where Gaussian splat point clouds exist): the mesh's points become a point cloud of type
+GAUSSIAN_SPLAT (*Mesh to Points*, *Set Point Cloud Type*) carrying the radiance, scale and rotation
+attributes the mesh holds (objects.py derives them from the raw values), so EEVEE and Cycles draw and render
+the splats themselves, composited with the rest of the scene. There is no material: one would replace the
+splats' colour.
+
+Ellipsoids or points (every Blender; the only kind before 5.3): each shown Gaussian becomes an icosphere
+instance scaled by `scale` x Size (Size 2 draws the 2-sigma ellipsoid) and turned by `rotation`, or in points
+mode a point of radius mean(scale) x Size. Every Nth
 Gaussian is shown, with N raised so at most Max Splats appear, which keeps million-splat scenes interactive.
 The materials read the DC colour and opacity from the `color` attribute (an instance attribute for
 ellipsoids; copied to `splat_color` on points) and draw it unlit, with the opacity as alpha (dithered in
@@ -12,6 +19,8 @@ through 5.x are used.
 from __future__ import annotations
 
 import bpy
+
+from .native_objects import SET_TYPE_NODE
 
 GROUP_NAME = "Gaussian Splat Display"
 GROUP_VERSION = 1
@@ -26,6 +35,10 @@ DISPLAY_INPUTS = {
     "Max Splats": ('NodeSocketInt', 200_000),
     "Size": ('NodeSocketFloat', 2.0),
 }
+NATIVE_GROUP_NAME = "Gaussian Splat Native Display"
+NATIVE_VERSION_KEY = "gaussian_splat_native_display_version"
+NATIVE_GROUP_VERSION = 1
+SPLAT_TYPE_ITEM = "3D Gaussian Splat"  # the Set Point Cloud Type node's menu item for GAUSSIAN_SPLAT (5.3)
 POINT_COLOR_ATTRIBUTE = "splat_color"  # Cycles does not read a point-cloud attribute named "color" (5.0)
 SRGB_GAMMA = 2.2  # 3DGS colours are display-referred sRGB; the material decodes them to scene-linear
 
@@ -40,10 +53,29 @@ def add_display_modifier(obj: bpy.types.Object, points_only: bool, max_splats: i
     return modifier
 
 
+def add_native_display_modifier(obj: bpy.types.Object) -> bpy.types.Modifier:
+    """Show a splat object as Blender's own Gaussian splats (needs native_splats_supported())."""
+    modifier = obj.modifiers.new(MODIFIER_NAME, 'NODES')
+    modifier.node_group = native_display_group()
+    return modifier
+
+
+def is_native_display(modifier: bpy.types.Modifier | None) -> bool:
+    """True for a display modifier that shows native splats."""
+    group = modifier.node_group if modifier is not None else None
+    return group is not None and NATIVE_VERSION_KEY in group.keys()
+
+
 def display_modifier(obj: bpy.types.Object) -> bpy.types.Modifier | None:
     """The object's display modifier, if it has one."""
     modifier = obj.modifiers.get(MODIFIER_NAME)
     return modifier if modifier is not None and modifier.type == 'NODES' else None
+
+
+def display_input_names(modifier: bpy.types.Modifier) -> list[str]:
+    """The inputs a user sets on a display modifier (none for native splats), in the group's order."""
+    return [item.name for item in modifier.node_group.interface.items_tree
+            if item.item_type == 'SOCKET' and item.in_out == 'INPUT' and item.socket_type != 'NodeSocketGeometry']
 
 
 def input_identifier(modifier: bpy.types.Modifier, name: str) -> str:
@@ -85,6 +117,27 @@ def display_group() -> bpy.types.NodeTree:
     group = bpy.data.node_groups.new(GROUP_NAME, 'GeometryNodeTree')
     group[VERSION_KEY] = GROUP_VERSION
     build_display_group(group)
+    arrange_nodes(group)
+    return group
+
+
+def native_display_group() -> bpy.types.NodeTree:
+    """The shared native display group: the mesh's points as a GAUSSIAN_SPLAT point cloud (all attributes kept)."""
+    group = next((g for g in bpy.data.node_groups if g.get(NATIVE_VERSION_KEY) == NATIVE_GROUP_VERSION), None)
+    if group is not None:
+        return group
+    group = bpy.data.node_groups.new(NATIVE_GROUP_NAME, 'GeometryNodeTree')
+    group[NATIVE_VERSION_KEY] = NATIVE_GROUP_VERSION
+    group.interface.new_socket("Geometry", in_out='INPUT', socket_type='NodeSocketGeometry')
+    group.interface.new_socket("Geometry", in_out='OUTPUT', socket_type='NodeSocketGeometry')
+    inputs = group.nodes.new('NodeGroupInput')
+    points = group.nodes.new('GeometryNodeMeshToPoints')
+    splats = group.nodes.new(SET_TYPE_NODE)
+    splats.inputs["Type"].default_value = SPLAT_TYPE_ITEM
+    output = group.nodes.new('NodeGroupOutput')
+    link(group, inputs.outputs["Geometry"], points.inputs["Mesh"])
+    link(group, points.outputs["Points"], splats.inputs["Points"])
+    link(group, splats.outputs["Points"], output.inputs[0])
     arrange_nodes(group)
     return group
 

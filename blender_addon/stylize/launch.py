@@ -14,16 +14,16 @@ import bpy
 from ..cameras.objects import CAMERA_KEY
 from ..cameras.orbit import ORBIT_KEY, create_orbit_rig, orbit_cameras_of, remove_orbit_rig
 from ..errors import SplatInputError
-from ..splats.objects import is_splat_object
+from ..splats.objects import conversion_warning, is_gaussian_object
 from ..worker.config import check_worker, effective_device, preferred_device, require_compatible, worker_python
 from .job import JobTarget, StylizeJob
 from .job_folder import jobs_root, new_job_folder, write_job
 
 
 def active_splat(context: bpy.types.Context) -> bpy.types.Object:
-    """The active object, which must be a splat object."""
+    """The active object, which must be a splat object (ours, or Blender's own Gaussian splats)."""
     obj = context.view_layer.objects.active if context.view_layer else None
-    if not is_splat_object(obj):
+    if not is_gaussian_object(obj):
         name = f"{obj.name!r} is not a splat object" if obj is not None else "no active object"
         raise SplatInputError(f"Select a splat object to stylize ({name}; File > Import > Gaussian Splat)")
     return obj
@@ -88,7 +88,8 @@ def start_job(context: bpy.types.Context) -> StylizeJob:
     created_rig = False
     try:
         created_rig = fill_job(context, obj, folder, device)
-        target = JobTarget(obj.session_uid, obj.name, context.scene.name, created_rig, [warning] if warning else [])
+        warnings = [text for text in (warning, conversion_warning(obj)) if text]
+        target = JobTarget(obj.session_uid, obj.name, context.scene.name, created_rig, warnings)
         return StylizeJob(folder, python, target)
     except SplatInputError:
         if created_rig:

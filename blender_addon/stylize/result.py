@@ -19,8 +19,9 @@ from ..interchange import orbit
 from ..interchange.cameras import look_at_rotation, read_cameras_json
 from ..interchange.protocol import OUTPUT_CAMERAS_FILE, STYLIZED_FILE
 from ..outliner import new_collection
-from ..splats.display_nodes import (DISPLAY_INPUTS, add_display_modifier, display_modifier, get_display_input,
-                                    set_display_input)
+from ..splats.display_nodes import (DISPLAY_INPUTS, add_display_modifier, add_native_display_modifier,
+                                    display_modifier, get_display_input, is_native_display, set_display_input)
+from ..splats.native_objects import native_splats_supported
 from ..splats.objects import create_splat_object, read_splat_file
 
 STYLIZED_SUFFIX = " (stylized)"
@@ -37,7 +38,12 @@ def display_settings(source: bpy.types.Object) -> dict[str, bool | int | float]:
 
 
 def copy_display(source: bpy.types.Object, target: bpy.types.Object) -> None:
-    """Give target the same viewport display as source."""
+    """Give target the same display as source: native splats for a native display, or for a source without a
+    display modifier (Blender's own splat objects) where Blender has them; else the same ellipsoids or points."""
+    modifier = display_modifier(source)
+    if is_native_display(modifier) or (modifier is None and native_splats_supported()):
+        add_native_display_modifier(target)
+        return
     values = display_settings(source)
     modifier = add_display_modifier(target, bool(values["Points Only"]), int(values["Max Splats"]),
                                     float(values["Size"]))

@@ -10,6 +10,7 @@ from ..cameras.objects import export_records
 from ..errors import SplatInputError, run_reported
 from ..interchange.cameras import write_cameras_json
 from ..splats.export import export_splat
+from ..splats.objects import conversion_warning
 
 CAMERA_FRAMES = [
     ('SPLAT', "Splat Data", "Poses in the data coordinates of the splat object the cameras are attached to, "
@@ -29,7 +30,7 @@ def scene_cameras(context: bpy.types.Context, collection_name: str) -> list[bpy.
 
 
 class EXPORT_SCENE_OT_gaussian_splat(bpy.types.Operator, ExportHelper):
-    """Export the active splat object as a 3D Gaussian Splatting PLY"""
+    """Export the active splat object (or a Blender Gaussian splat object) as a 3D Gaussian Splatting PLY"""
 
     bl_idname = "export_scene.gaussian_splat"
     bl_label = "Export Gaussian Splat"
@@ -46,7 +47,11 @@ class EXPORT_SCENE_OT_gaussian_splat(bpy.types.Operator, ExportHelper):
         context.view_layer.update()  # current matrix_world for the transform and camera poses
 
         def export() -> str:
-            count = export_splat(context.view_layer.objects.active, path, self.apply_transform)
+            obj = context.view_layer.objects.active
+            count = export_splat(obj, path, self.apply_transform)
+            warning = conversion_warning(obj)
+            if warning:
+                self.report({'WARNING'}, warning)
             return f"Exported {count} Gaussians to {path.name}"
 
         return run_reported(self, export, path)

@@ -14,11 +14,14 @@ from ..errors import SplatInputError
 from ..interchange.cameras import CameraRecord, find_cameras_file, read_cameras_json
 from ..interchange.ply import SplatData
 from ..outliner import new_collection
-from ..splats.display_nodes import DISPLAY_INPUTS, add_display_modifier
+from ..splats.display_nodes import DISPLAY_INPUTS, add_display_modifier, add_native_display_modifier
+from ..splats.native_objects import native_splats_supported
 from ..splats.objects import create_splat_object, is_splat_object, read_splat_file
 from ..splats.up_axis import UP_AXIS_ITEMS, up_axis_rotation
 
-DISPLAY_MODES = [
+NATIVE_MODE = ('NATIVE', "Gaussian Splats", "Blender's own Gaussian splats: EEVEE and Cycles draw and render them "
+                                             "with the rest of the scene")
+DISPLAY_MODES = ([NATIVE_MODE] if native_splats_supported() else []) + [  # the first one is the default
     ('ELLIPSOIDS', "Ellipsoids", "Each shown Gaussian as an oriented ellipsoid"),
     ('POINTS', "Points", "Each shown Gaussian as a point (lighter)"),
 ]
@@ -65,11 +68,11 @@ class IMPORT_SCENE_OT_gaussian_splat(bpy.types.Operator, ImportHelper):
         name="Import Cameras", default=True,
         description="Also import cameras.json from the PLY's folder (or the one *cameras*.json there), "
                     "or from up to two folders above it, as 3DGS output folders hold it")
-    display_mode: EnumProperty(name="Display", items=DISPLAY_MODES, default='ELLIPSOIDS')
+    display_mode: EnumProperty(name="Display", items=DISPLAY_MODES, default=DISPLAY_MODES[0][0])
     max_splats: IntProperty(name="Max Splats", default=DISPLAY_INPUTS["Max Splats"][1], min=0,
-                            description="Show at most this many Gaussians in the viewport (0: all)")
+                            description="Ellipsoids and Points: show at most this many Gaussians (0: all)")
     splat_size: FloatProperty(name="Size", default=DISPLAY_INPUTS["Size"][1], min=0.0,
-                              description="Ellipsoid radius in standard deviations")
+                              description="Ellipsoids and Points: radius in standard deviations")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         path = Path(bpy.path.abspath(self.filepath))
@@ -93,7 +96,10 @@ class IMPORT_SCENE_OT_gaussian_splat(bpy.types.Operator, ImportHelper):
         obj = create_splat_object(ply, name, path)
         obj.rotation_euler = up_axis_rotation(self.up_axis)
         collection.objects.link(obj)
-        add_display_modifier(obj, self.display_mode == 'POINTS', self.max_splats, self.splat_size)
+        if self.display_mode == 'NATIVE':
+            add_native_display_modifier(obj)
+        else:
+            add_display_modifier(obj, self.display_mode == 'POINTS', self.max_splats, self.splat_size)
         if records:
             import_cameras(context, records, new_collection(f"{name} Cameras", collection), obj)
         make_active(context, obj)

@@ -1,7 +1,8 @@
 """The "Gaussian Splats" render engine: F12 and Render Animation through the worker (gsplat on a CUDA GPU).
 
-Every visible splat object is rendered with its world transform from the active camera at the render
-resolution x percentage, with the camera's focal length, sensor fit and shift. Film Transparent gives a
+Every visible splat object (this add-on's, and Blender 5.3's own Gaussian splat point clouds) is rendered with
+its world transform from the active camera at the render resolution x percentage, with the camera's focal
+length, sensor fit and shift. Film Transparent gives a
 transparent background, otherwise the world colour. Colour: the worker renders display-referred sRGB, as
 3DGS trains on; pixels are decoded to scene-linear for the render result, so with the Standard view
 transform saved images hold exactly the worker's colours (see colour.py). The viewport uses EEVEE, which

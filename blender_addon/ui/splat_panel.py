@@ -2,8 +2,10 @@
 
 import bpy
 
-from ..splats.display_nodes import DISPLAY_INPUTS, display_modifier, input_property
-from ..splats.objects import SPLAT_KEY, is_splat_object
+from ..splats.display_nodes import display_input_names, display_modifier, input_property, is_native_display
+from ..splats.native import SH_DEGREE_BY_COEFFICIENTS
+from ..splats.native_objects import is_native_splat, sh_coefficient_count
+from ..splats.objects import SPLAT_KEY, is_gaussian_object
 from .sidebar import SidebarPanel
 
 
@@ -19,14 +21,20 @@ class VIEW3D_PT_gaussian_splats(SidebarPanel, bpy.types.Panel):
         row.operator("import_scene.gaussian_splat", text="Import Splat", icon='IMPORT')
         row.operator("import_scene.gaussian_splat_cameras", text="Cameras", icon='CAMERA_DATA')
         obj = context.view_layer.objects.active
-        if not is_splat_object(obj):
+        if not is_gaussian_object(obj):
             layout.label(text="Select a splat object to see its settings")
             return
-        layout.label(text=f"{len(obj.data.vertices):,} Gaussians, SH degree {obj[SPLAT_KEY]['sh_degree']}")
+        if is_native_splat(obj):
+            degree = SH_DEGREE_BY_COEFFICIENTS.get(sh_coefficient_count(obj), "?")
+            layout.label(text=f"{len(obj.data.points):,} Gaussians, SH degree {degree} (Blender splats)")
+        else:
+            layout.label(text=f"{len(obj.data.vertices):,} Gaussians, SH degree {obj[SPLAT_KEY]['sh_degree']}")
         modifier = display_modifier(obj)
-        if modifier is not None and modifier.node_group is not None:
+        if is_native_display(modifier):
+            layout.label(text="Shown as Blender Gaussian splats (EEVEE, Cycles)")
+        elif modifier is not None and modifier.node_group is not None:
             column = layout.column(align=True)
-            for name in DISPLAY_INPUTS:
+            for name in display_input_names(modifier):
                 column.prop(*input_property(modifier, name), text=name)
         row = layout.row(align=True)
         row.operator("export_scene.gaussian_splat", text="Export Splat", icon='EXPORT')

@@ -126,3 +126,18 @@ def write_cameras(path: Path, entries: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(entries))
     return path
+
+
+def read_cameras(path: Path) -> list[dict]:
+    """An Inria cameras.json as {name, width, height, viewmat (world-to-camera, OpenCV axes), K} per camera."""
+    cameras = []
+    for entry in json.loads(path.read_text()):
+        rotation = np.array(entry["rotation"], float)  # camera-to-world
+        viewmat = np.eye(4)
+        viewmat[:3, :3] = rotation.T
+        viewmat[:3, 3] = -rotation.T @ np.array(entry["position"], float)
+        width, height = entry["width"], entry["height"]
+        k = np.array([[entry["fx"], 0, entry.get("cx", width / 2)], [0, entry["fy"], entry.get("cy", height / 2)],
+                      [0, 0, 1]], float)
+        cameras.append({"name": entry["img_name"], "width": width, "height": height, "viewmat": viewmat, "K": k})
+    return cameras

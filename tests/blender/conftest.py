@@ -82,7 +82,8 @@ def shared_scene(name: str) -> Path:
 
 @pytest.fixture
 def worker_addon(addon):
-    """The add-on with the CPU worker (this Python); stops any job or render worker left running."""
+    """The add-on with the CPU worker (stylize_helpers.worker_python()); stops any job or render worker left
+    running."""
     from stylize_helpers import configure
     configure(addon)
     yield addon

@@ -72,7 +72,8 @@ def draw_panel() -> LayoutRecorder:
 def test_panel_shows_import_buttons_and_the_active_splats_display_inputs(addon, tmp_path: Path) -> None:
     operators = [args[0] for name, args, _ in draw_panel().calls if name == "operator"]
     assert operators == ["import_scene.gaussian_splat", "import_scene.gaussian_splat_cameras"]
-    bpy.ops.import_scene.gaussian_splat(filepath=str(write_ply(tmp_path / "s.ply", procedural_columns(30, 2))))
+    bpy.ops.import_scene.gaussian_splat(filepath=str(write_ply(tmp_path / "s.ply", procedural_columns(30, 2))),
+                                        display_mode='ELLIPSOIDS')
     calls = draw_panel().calls
     assert ("label", (), {"text": "30 Gaussians, SH degree 2"}) in calls
     props = [(args, kwargs["text"]) for name, args, kwargs in calls if name == "prop"]

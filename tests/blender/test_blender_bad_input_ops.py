@@ -6,13 +6,12 @@ cannot be written, and Stylize with paintings the engine refuses (its one-line m
 
 import stat
 import struct
-import sys
 import zlib
 from pathlib import Path
 
 import bpy
 import pytest
-from stylize_helpers import assert_unchanged, configure, set_up_stylize, snapshot, write_scene
+from stylize_helpers import assert_unchanged, configure, set_up_stylize, snapshot, worker_python, write_scene
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,7 +80,7 @@ def tree_worker(worker_addon, tmp_path: Path):
     """The CPU worker running this checkout's engine: the add-on clears PYTHONPATH for its workers, so a worktree
     would otherwise test whichever engine the venv's editable install points at."""
     shim = tmp_path / "worker_python"
-    shim.write_text(f"#!{sys.executable}\nimport os, sys\nos.environ['PYTHONPATH'] = {str(REPO_ROOT)!r}\n"
+    shim.write_text(f"#!{worker_python()}\nimport os, sys\nos.environ['PYTHONPATH'] = {str(REPO_ROOT)!r}\n"
                     "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n")
     shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
     configure(worker_addon, python=str(shim))

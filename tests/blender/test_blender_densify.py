@@ -13,7 +13,7 @@ def test_detail_makes_a_larger_result_object_that_exports_losslessly(worker_addo
     props.detail, props.densify_every = 1.0, 2
     assert bpy.ops.sos.stylize() == {'FINISHED'}
 
-    job = worker_addon.stylize_session.SESSION.last_job
+    job = worker_addon.stylize.session.SESSION.last_job
     done = job.events[-1]
     assert done["event"] == "done"
     written = (Path(job.folder) / done["ply"]).read_bytes()  # the job folder's out/stylized.ply

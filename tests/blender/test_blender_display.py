@@ -30,7 +30,8 @@ def evaluated_points(obj: bpy.types.Object) -> int:
 
 @pytest.fixture
 def splat(addon, tmp_path: Path) -> bpy.types.Object:
-    return import_splat(write_ply(tmp_path / "dense.ply", procedural_columns(10_000, 1)), max_splats=1000)
+    return import_splat(write_ply(tmp_path / "dense.ply", procedural_columns(10_000, 1)), max_splats=1000,
+                        display_mode='ELLIPSOIDS')
 
 
 @pytest.mark.parametrize("every_nth, max_splats, expected", [
@@ -58,7 +59,8 @@ def test_ellipsoids_sit_on_each_gaussian_rotated_and_scaled(addon, tmp_path: Pat
     """Each instance is the unit icosphere mapped by T(mean) R(q) diag(size * scale): its matrix M satisfies
     M M^T = size^2 * covariance, with the object's own transform applied on top."""
     columns = procedural_columns(300, 0, seed=3)
-    obj = import_splat(write_ply(tmp_path / "s.ply", columns), max_splats=100, splat_size=2.5)
+    obj = import_splat(write_ply(tmp_path / "s.ply", columns), max_splats=100, splat_size=2.5,
+                       display_mode='ELLIPSOIDS')
     instances = evaluated_instances(obj)
     stride = 3
     assert len(instances) == 100
@@ -79,8 +81,8 @@ def test_points_mode_outputs_a_point_cloud_with_the_same_density(addon, splat) -
 
 
 def test_display_group_and_materials_are_shared_between_splats(addon, tmp_path: Path) -> None:
-    first = import_splat(write_ply(tmp_path / "a.ply", procedural_columns(20, 0)))
-    second = import_splat(write_ply(tmp_path / "b.ply", procedural_columns(20, 0)))
+    first = import_splat(write_ply(tmp_path / "a.ply", procedural_columns(20, 0)), display_mode='ELLIPSOIDS')
+    second = import_splat(write_ply(tmp_path / "b.ply", procedural_columns(20, 0)), display_mode='POINTS')
     groups = {addon.splats.display_nodes.display_modifier(o).node_group for o in (first, second)}
     assert len(groups) == 1 and len(bpy.data.node_groups) == 1
     assert {m.name for m in bpy.data.materials} == {"Gaussian Splat Ellipsoid", "Gaussian Splat Point"}

@@ -1,5 +1,5 @@
-"""The Gaussian Splats render engine and sos.render_cameras, against the engine's own renderer (core.render)
-and Blender's own camera projection."""
+"""The Gaussian Splats render engine and sos.render_cameras, against the engine's own renderer (core.render, run
+in the worker's Python) and Blender's own camera projection."""
 
 import math
 from pathlib import Path
@@ -7,15 +7,11 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-import torch
+from blender_test_files import read_cameras, write_ply
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
-from stylize_helpers import configure, fake_worker, import_scene, positions, write_scene
+from stylize_helpers import configure, fake_worker, import_scene, positions, reference_renders, write_scene
 
-from core.cameras import load_cameras
-from core.gaussians import Gaussians
-from core.render import render
-from interchange.ply import make_splat_data, read_ply, write_ply
 
 WORLD_COLOUR = (0.05, 0.1, 0.2)  # scene-linear
 
@@ -67,12 +63,7 @@ def render_to(path: Path, file_format: str) -> np.ndarray:
 def engine_render(ply: Path, viewmat: np.ndarray, k: np.ndarray, width: int, height: int,
                   background=None) -> tuple[np.ndarray, np.ndarray]:
     """core.render of a PLY on the CPU: (RGB [H, W, 3] sRGB, alpha [H, W])."""
-    g = Gaussians.from_splat_data(read_ply(ply), torch.device("cpu"))
-    bg = None if background is None else torch.tensor(background, dtype=torch.float32)
-    with torch.no_grad():
-        out = render(g, torch.tensor(viewmat, dtype=torch.float32), torch.tensor(k, dtype=torch.float32),
-                     width, height, background=bg)
-    return out.image.numpy(), out.alpha[..., 0].numpy()
+    return reference_renders(ply, [(viewmat, k, width, height, background)], ply.parent / "reference")[0]
 
 
 @pytest.mark.parametrize("moved", [False, True])
@@ -124,11 +115,10 @@ def test_silhouette_lands_where_blender_projects_the_points(worker_addon, tmp_pa
     means = np.array([[0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [-0.4, 0.3, 0.2], [0.3, -0.4, -0.3],
                       [-0.3, -0.3, 0.4]], float)
     count = len(means)
-    splat = make_splat_data(means, np.tile([1.0, 0, 0, 0], (count, 1)), np.full((count, 3), math.log(0.03)),
-                            np.full(count, 6.0), np.full((count, 3), 1.0), None)
-    ply = tmp_path / "dots" / "point_cloud.ply"
-    ply.parent.mkdir()
-    write_ply(ply, splat)
+    columns = {**{k: means[:, i] for i, k in enumerate("xyz")}, **{f"f_dc_{i}": np.full(count, 1.0) for i in range(3)},
+               "opacity": np.full(count, 6.0), **{f"scale_{i}": np.full(count, math.log(0.03)) for i in range(3)},
+               "rot_0": np.ones(count), **{f"rot_{i}": np.zeros(count) for i in range(1, 4)}}
+    ply = write_ply(tmp_path / "dots" / "point_cloud.ply", columns)
     obj = import_scene(ply)
     obj.rotation_euler, obj.location, obj.scale = (0.4, -0.7, 1.9), (1.0, 2.0, -0.5), (1.5, 1.5, 1.5)
     scene = bpy.context.scene
@@ -175,18 +165,18 @@ def test_render_cameras_writes_one_png_per_camera_through_one_worker(worker_addo
     out = tmp_path / "renders"
     assert bpy.ops.sos.render_cameras(collection="tiny Cameras", directory=str(out)) == {'FINISHED'}
     worker = worker_addon.worker.render_worker.current_worker()
-    cameras = load_cameras(ply.parent / "cameras.json")
+    cameras = read_cameras(ply.parent / "cameras.json")
     files = sorted(out.glob("*.png"))
-    assert [f.stem for f in files] == sorted(c.name for c in cameras)
-    for camera in cameras:
-        png = bpy.data.images.load(str(out / f"{camera.name}.png"))
+    assert [f.stem for f in files] == sorted(c["name"] for c in cameras)
+    references = reference_renders(ply, [(c["viewmat"], c["K"], 40, 30, None) for c in cameras], tmp_path / "ref")
+    for camera, (_, reference) in zip(cameras, references):
+        png = bpy.data.images.load(str(out / f"{camera['name']}.png"))
         assert tuple(png.size) == (40, 30)
         alpha = np.array(png.pixels[:]).reshape(30, 40, 4)[::-1, :, 3]
-        _, reference = engine_render(ply, camera.viewmat, camera.K(), 40, 30)
         assert np.abs(alpha - reference).max() <= 0.5 / 255 + 1e-4
     assert not list(out.glob(".*.tmp"))
     set_up_render(scene, size=(40, 30), percentage=100)
-    scene.camera = bpy.data.objects[cameras[0].name]
+    scene.camera = bpy.data.objects[cameras[0]["name"]]
     render_to(tmp_path / "f12.png", 'PNG')
     assert worker_addon.worker.render_worker.current_worker() is worker  # reused by F12, not restarted
     assert worker.alive()

@@ -1,6 +1,7 @@
 """The settings schema in Blender: every setting is an add-on property with the schema's label, default, bounds and
 choices, drawn in its panel group, and what the panels hold reaches the engine unchanged through args.txt."""
 
+import argparse
 import importlib
 from dataclasses import asdict
 from pathlib import Path
@@ -10,8 +11,7 @@ import pytest
 from stylize_helpers import set_up_stylize
 from test_blender_stylize import draw
 
-from core.cli import build_parser, settings_from_args
-from interchange.settings import ADVANCED, MAIN, SETTINGS, rows
+from interchange.settings import ADVANCED, MAIN, SETTINGS, add_arguments, rows, settings_from_namespace
 
 PANEL_SETTINGS = [item for item in SETTINGS if item.spec.group in (MAIN, ADVANCED)]
 
@@ -62,7 +62,9 @@ def test_panel_values_reach_the_engine_through_the_job_arguments(addon, tmp_path
     job = tmp_path / "job"
     assert bpy.ops.sos.export_job(directory=str(job)) == {'FINISHED'}
     lines = (job / "args.txt").read_text().splitlines()
-    engine = settings_from_args(build_parser().parse_args(lines))
+    parser = argparse.ArgumentParser()  # the engine's options, as core.cli derives them (torch-free here)
+    add_arguments(parser)
+    engine = settings_from_namespace(parser.parse_known_args(lines)[0])
     assert asdict(engine) == asdict(bundled.StylizeSettings(**expected, device="auto"))
 
 

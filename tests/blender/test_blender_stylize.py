@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
+from blender_test_files import read_cameras
 from stylize_helpers import (assert_unchanged, configure, fake_worker, positions, raw_column, set_up_stylize,
-                             snapshot)
+                             snapshot, worker_env, worker_python)
 
 import install
-from core.cameras import load_cameras
 from interchange.protocol import PROTOCOL_VERSION
 
 TIMEOUT_S = 120
@@ -234,8 +234,8 @@ def test_worker_python_from_the_environment_and_install_settings(worker_addon, t
     assert bpy.ops.sos.check_worker.poll()
     configure(worker_addon)
     assert bpy.ops.sos.check_worker() == {'FINISHED'}
-    info = config.cached_check(sys.executable)
-    assert info["cuda"] is False and info["python"] == sys.executable
+    info = config.cached_check(worker_python())
+    assert info["cuda"] is False and info["python"] == worker_python()
 
 
 def test_add_orbit_cameras_frames_the_scene_and_replaces_the_rig(worker_addon, tmp_path: Path) -> None:
@@ -268,14 +268,15 @@ def test_export_job_writes_a_self_contained_folder(worker_addon, tmp_path: Path)
     args = (job / "args.txt").read_text().splitlines()
     assert args[:6] == ["scene.ply", "style.png", "--output", "out", "--cameras", "cameras.json"]
     assert args[args.index("--resolution") + 1] == "32" and args[args.index("--iterations") + 1] == "2"
-    original = load_cameras(tmp_path / "tiny" / "cameras.json")
-    exported = load_cameras(job / "cameras.json")
+    original = read_cameras(tmp_path / "tiny" / "cameras.json")
+    exported = read_cameras(job / "cameras.json")
+    assert len(exported) == len(original) == 3
     for a, b in zip(original, exported):
-        np.testing.assert_allclose(b.viewmat, a.viewmat, atol=1e-5)
+        np.testing.assert_allclose(b["viewmat"], a["viewmat"], atol=1e-5)
     moved = tmp_path / "elsewhere"
     job.rename(moved)
-    done = subprocess.run([sys.executable, "-m", "core", "@args.txt"], cwd=moved, capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
+    done = subprocess.run([worker_python(), "-m", "core", "@args.txt"], cwd=moved, capture_output=True, text=True,
+                          timeout=TIMEOUT_S, env=worker_env())
     assert done.returncode == 0, done.stderr
     assert (moved / "out" / "stylized.ply").is_file()
 
@@ -318,8 +319,8 @@ def test_panels_draw_settings_buttons_progress_and_preview(worker_addon, tmp_pat
     operators = [args[0] for name, args, _ in calls if name == "operator"]
     assert operators == ["sos.stylize", "sos.cancel"]
     props = [args[1] for name, args, _ in calls if name == "prop"]
-    assert props == ["resolution", "iterations", "style_strength", "content_weight", "optimize", "detail",
-                     "max_gpu_mem_gib", "camera_source"]
+    assert props == ["resolution", "iterations", "style_strength", "content_weight", "optimize", "statistics",
+                     "preserve_colors", "stroke_scale", "detail", "max_gpu_mem_gib", "camera_source"]
     bpy.context.scene.sos_stylize.camera_source = 'ORBIT'
     assert "sos.add_orbit_cameras" in [args[0] for name, args, _ in draw(bpy.types.VIEW3D_PT_sos_stylize)
                                        if name == "operator"]
