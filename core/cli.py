@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import __version__
+from core import __version__, distributed
 from core.atomic import atomic_write
 from core.cameras import Camera, load_cameras, orbit_cameras, save_cameras_json
 from core.demo import demo_scene, demo_style
@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--background", default="0,0,0", help="background colour r,g,b in 0..1, or black/white")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", choices=("auto", "cuda", "cpu", "mps"), default="auto")
+    p.add_argument("--gpus", metavar="N|all", help="one process per GPU, each taking its own view per step, "
+                   "gradients averaged (torch.distributed; same as torchrun --nproc_per_node N -m core)")
+    p.add_argument("--views-per-step", type=int, default=d.views_per_step,
+                   help="views per step in each process, their gradients averaged")
     p.add_argument("--max-gpu-mem", type=float, metavar="GiB", help="cap on GPU memory for the loss (tiles above)")
     p.add_argument("--no-bf16", action="store_true", help="run VGG in float32/TF32 instead of bf16 autocast")
     p.add_argument("--vgg-weights", type=Path, help="other VGG-19 weights (torchvision-style state dict)")
@@ -110,7 +114,8 @@ def settings_from_args(args: argparse.Namespace) -> StylizeSettings:
         background=parse_background(args.background), max_gpu_mem_gib=args.max_gpu_mem, bf16=not args.no_bf16,
         device=args.device, vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
         vgg_preprocess=args.vgg_preprocess, cudnn_benchmark=args.cudnn_benchmark,
-        preview_every=max(args.preview_every, 0), checkpoint_every=max(args.checkpoint_every, 0))
+        preview_every=max(args.preview_every, 0), checkpoint_every=max(args.checkpoint_every, 0),
+        views_per_step=args.views_per_step)
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[SplatData, torch.Tensor]:
@@ -137,14 +142,17 @@ def prepare_output(args: argparse.Namespace) -> Path:
 class Reporter:
     """Progress as JSON lines on stdout (for the Blender add-on) or as a tqdm bar on stderr."""
 
-    def __init__(self, json_lines: bool, total: int):
+    def __init__(self, json_lines: bool, total: int, quiet: bool = False):
         self.json_lines = json_lines
+        self.quiet = quiet
         self.bar = None
-        if not json_lines:
+        if not json_lines and not quiet:
             from tqdm import tqdm
             self.bar = tqdm(total=total, unit="it", dynamic_ncols=True)
 
     def emit(self, event: dict) -> None:
+        if self.quiet:
+            return
         if self.json_lines:
             print(json.dumps(event), flush=True)
         elif event["event"] == "progress":
@@ -195,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
     scene, style = load_inputs(args)
     out = prepare_output(args)
     cameras, camera_source = choose_cameras(args, scene)
-    reporter = Reporter(args.json_progress, settings.iterations)
+    main_rank = distributed.current().is_main
+    reporter = Reporter(args.json_progress, settings.iterations, quiet=not main_rank)
     stop = {"requested": False}
 
     def request_stop(signum, frame):
@@ -215,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
                    "sh_degree": scene.sh_degree, "views": len(cameras), "cameras": camera_source})
     preview_cams = cameras[:PREVIEW_VIEWS]
     before = render_views(scene, preview_cams, resolution=min(settings.resolution, 1024),
-                          background=settings.background, device=settings.device)
+                          background=settings.background, device=settings.device) if main_rank else []
     try:
         result = stylize(scene, style, cameras, settings, progress=reporter.emit,
                          preview=on_preview if settings.preview_every else None, should_stop=should_stop,
@@ -226,6 +235,8 @@ def run(args: argparse.Namespace) -> int:
         reporter.emit({"event": "cancelled", "iteration": result.history[-1]["iteration"] if result.history else 0,
                        "text": "cancelled; nothing written"})
         return 130
+    if not main_rank:
+        return 0
     return finish(args, out, settings, scene, result, cameras, camera_source, before, reporter)
 
 
@@ -245,7 +256,8 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
                    else "demo", "gaussians": scene.count, "sh_degree": scene.sh_degree, "cameras": camera_source,
                    "views": len(cameras)},
         "versions": versions(),
-        "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend},
+        "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend,
+                   "processes": distributed.current().world_size},
         "timings": {**result.timings, "write_s": time.perf_counter() - t0},
         "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(out / "cameras.json")},
         "history": result.history,
@@ -260,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return run(args)
+        device = resolve_device(args.device)
+        processes = distributed.requested_processes(args.gpus, device, args.device)
+        if processes > 1:
+            return distributed.launch(sys.argv[1:] if argv is None else argv, processes, device)
+        with distributed.from_environment(device):
+            return run(args)
     except InputError as exc:
         return report_error(args, str(exc), 2)
     except torch.cuda.OutOfMemoryError:
@@ -269,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_error(args: argparse.Namespace, message: str, code: int) -> int:
-    """One line on stderr (and an error event for programs reading --json-progress)."""
+    """One line on stderr (and an error event for programs reading --json-progress); bad input by rank 0 only."""
+    if code == 2 and distributed.environment_rank() != 0:
+        return code
     if args.json_progress:
         print(json.dumps({"event": "error", "message": message}), flush=True)
     print(f"error: {message}", file=sys.stderr)

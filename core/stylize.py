@@ -2,6 +2,8 @@
 
 One random view per iteration: render it (differentiable), ask ``core.sos.sos_gradient`` for dL/drender with
 all scales stacked on the full-resolution image, back-propagate the rasterizer once, take an Adam step.
+With ``views_per_step`` V, or N ranks under torch.distributed, the gradients of the step's V×N views are averaged
+(``core.distributed`` says how the views are drawn).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from core import planner, sos
+from core import distributed, planner, sos
 from core.atomic import atomic_write
 from core.cameras import Camera
 from core.errors import InputError
@@ -55,6 +57,7 @@ class StylizeSettings:
     cudnn_benchmark: bool = False
     preview_every: int = 0
     checkpoint_every: int = 0
+    views_per_step: int = 1
 
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the setting."""
@@ -69,6 +72,7 @@ class StylizeSettings:
              f"background must be three values in 0..1 (got {self.background})"),
             (self.max_gpu_mem_gib is None or self.max_gpu_mem_gib > 0, "GPU memory cap must be > 0 GiB"),
             (self.vgg_preprocess in ("caffe", "torch"), "VGG preprocessing must be 'caffe' or 'torch'"),
+            (self.views_per_step >= 1, f"views per step must be >= 1 (got {self.views_per_step})"),
         ]
         for ok, message in checks:
             if not ok:
@@ -174,7 +178,7 @@ class _Run:
     def __init__(self, scene: SplatData, style_image: torch.Tensor, cameras: list[Camera],
                  settings: StylizeSettings):
         self.settings = settings
-        self.device = resolve_device(settings.device)
+        self.device = distributed.rank_device(resolve_device(settings.device))
         self.backend = pick_backend(self.device, settings.backend)
         torch.manual_seed(settings.seed)
         self.rng = random.Random(settings.seed)
@@ -217,19 +221,27 @@ class _Run:
             return sos.build_content_targets(self.vgg, image, style.sizes, plan=plan, autocast_bf16=self.autocast)
 
     def step(self) -> dict:
-        """One iteration on a random view: render, SOS gradient of all scales, one rasterizer backward, Adam."""
-        i = self.rng.randrange(len(self.views.cameras))
+        """One iteration: this rank's random view(s), their gradients averaged over all the step's views, Adam."""
+        drawn, mine = distributed.step_views(self.rng, len(self.views.cameras), self.settings.views_per_step)
+        self.optimizer.zero_grad(set_to_none=True)
+        per_view = [self.view_gradient(i) for i in mine]
+        terms = distributed.average_gradients(self.params, {k: sum(t[k] for t in per_view) for k in per_view[0]},
+                                              len(mine))
+        self.optimizer.step()
+        record = {"iteration": len(self.history) + 1, **({"view": drawn[0]} if len(drawn) == 1 else
+                                                          {"views": drawn}), **terms}
+        self.history.append(record)
+        return record
+
+    def view_gradient(self, i: int) -> dict[str, float]:
+        """Render view i, SOS gradient of all scales, one rasterizer backward adding to .grad; the loss terms."""
         image = self.views.render(self.current(), i, self.background, self.backend)
         style, plan = self.style_targets(image.shape[2], image.shape[3])
         content = self.views.content(i, self.content_targets) if self.settings.content_weight > 0 else None
         grad, terms = sos.sos_gradient(self.vgg, image.detach(), style, content, self.weights, plan=plan,
                                        autocast_bf16=self.autocast)
-        self.optimizer.zero_grad(set_to_none=True)
         image.backward(grad)
-        self.optimizer.step()
-        record = {"iteration": len(self.history) + 1, "view": i, **terms}
-        self.history.append(record)
-        return record
+        return terms
 
     def preview_image(self) -> torch.Tensor:
         with torch.no_grad():
@@ -266,7 +278,9 @@ def stylize(
     ``progress`` gets a dict per iteration (iteration, loss terms, it/s, ETA); ``preview`` gets (iteration, image of
     view 0) every ``settings.preview_every`` iterations; ``should_stop`` is polled each iteration (cooperative
     cancellation: the result so far is returned with ``cancelled=True``); ``checkpoint_path`` saves every
-    ``settings.checkpoint_every`` iterations and resumes from an existing checkpoint.
+    ``settings.checkpoint_every`` iterations and resumes from an existing checkpoint. In a torch.distributed
+    process group (core.distributed) every rank calls this with the same arguments: each takes its own views,
+    cancellation stops all ranks at the same step, and only rank 0 gets progress and previews and writes checkpoints.
     """
     settings = settings or StylizeSettings()
     settings.validate()
@@ -278,10 +292,12 @@ def stylize(
     state = _load_checkpoint(checkpoint, settings, scene.count) if checkpoint is not None else None
     if state is not None:
         run.restore(state)
+    distributed.broadcast_tensors(run.params)
+    progress, preview = distributed.main_only(progress), distributed.main_only(preview)
     t_loop = time.perf_counter()
     cancelled = False
     for done in range(run.start_iteration + 1, settings.iterations + 1):
-        if should_stop is not None and should_stop():
+        if distributed.any_rank(should_stop is not None and should_stop()):
             cancelled = True
             break
         record = run.step()
@@ -291,7 +307,8 @@ def stylize(
                       "it_per_s": rate, "eta_s": (settings.iterations - done) / max(rate, 1e-9)})
         if preview is not None and _every(done, settings.preview_every, settings.iterations):
             preview(done, run.preview_image())
-        if checkpoint is not None and settings.checkpoint_every and done % settings.checkpoint_every == 0:
+        if (checkpoint is not None and settings.checkpoint_every and done % settings.checkpoint_every == 0
+                and distributed.current().is_main):
             _save_checkpoint(checkpoint, run.checkpoint_state(scene.count))
     t_end = time.perf_counter()
     steps = len(run.history) - run.start_iteration
