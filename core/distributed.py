@@ -236,9 +236,10 @@ def _comm_device() -> torch.device:
 
 
 def requested_processes(gpus: str | None, device: torch.device, device_option: str) -> int:
-    """How many processes ``--gpus`` asks for: 1 (plain run) unless several CUDA GPUs, or ``--device cpu``.
+    """How many processes ``--gpus N|all`` asks for; 1 means the plain run in this process.
 
-    ``--gpus N`` with ``--device cpu`` starts N gloo processes on the CPU: for tests and development only.
+    Several processes need as many CUDA GPUs, except with an explicit ``--device cpu``: then N gloo processes share
+    the CPU, for tests and development only. Under torchrun (WORLD_SIZE set) ``--gpus`` is ignored.
     """
     if gpus is None or environment_world_size() > 1:
         return 1
@@ -249,10 +250,13 @@ def requested_processes(gpus: str | None, device: torch.device, device_option: s
         if count > visible:
             raise InputError(f"--gpus {gpus}: only {visible} CUDA GPU{'s' if visible != 1 else ''} visible")
         return count
-    if device_option != "cpu" or text == "all":
+    count = None if text == "all" else _positive_int(text)
+    if count == 1:
+        return 1
+    if device_option != "cpu" or count is None:
         raise InputError(f"--gpus {gpus}: no CUDA GPU is available to this PyTorch; several CPU processes "
                          "(--device cpu --gpus N) are for tests and development only")
-    return _positive_int(text)
+    return count
 
 
 def _positive_int(text: str) -> int:

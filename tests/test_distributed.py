@@ -186,6 +186,17 @@ def test_cli_gpus_cancel_file_stops_every_rank(tmp_path):
     assert not (out / "stylized.ply").exists()
 
 
+def test_cli_under_torchrun(tmp_path):
+    out = tmp_path / "out"
+    args = ["--demo", "-o", out, "--iterations", 2, "--resolution", 32, "--views", 2, "--device", "cpu",
+            "--json-progress"]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "core",
+                           *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=SPAWN_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    assert [e["iteration"] for e in map(json.loads, proc.stdout.splitlines()) if e["event"] == "progress"] == [1, 2]
+    assert json.loads((out / "report.json").read_text())["device"]["processes"] == 2
+
+
 @pytest.mark.parametrize("gpus,device,fragment", [("2", "auto", "no CUDA GPU"), ("none", "cpu", "expected a number"),
                                                   ("all", "cpu", "no CUDA GPU")])
 def test_cli_bad_gpus_is_a_one_line_error(tmp_path, gpus, device, fragment):
@@ -194,6 +205,12 @@ def test_cli_bad_gpus_is_a_one_line_error(tmp_path, gpus, device, fragment):
     proc = cli("--demo", "-o", tmp_path / "o", "--gpus", gpus, "--device", device)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
     assert proc.stderr.startswith("error: --gpus") and fragment in proc.stderr
+
+
+def test_one_gpu_means_the_plain_run_anywhere():
+    assert distributed.requested_processes("1", torch.device("cpu"), "auto") == 1
+    assert distributed.requested_processes(None, torch.device("cpu"), "auto") == 1
+    assert distributed.requested_processes("3", torch.device("cpu"), "cpu") == 3
 
 
 def test_launcher_stops_the_other_ranks_when_one_fails():
