@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import __version__
+from core import __version__, distributed
 from core.cameras import Camera, load_cameras, orbit_cameras, save_cameras_json
 from core.checks import (check_cameras, check_result, check_scene, check_visibility, divergence_hint,
                          restore_degenerate_quats)
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", type=int, default=24, help="number of orbit cameras when no cameras are given")
     p.add_argument("--region", type=Path, help="stylize part of the scene: one weight in 0..1 per Gaussian, "
                    ".npy array or text file with one value per line (0 keeps a Gaussian's colours)")
+    p.add_argument("--gpus", metavar="N|all", help="one process per GPU, each taking its own view per step, "
+                   "gradients averaged (torch.distributed; same as torchrun --nproc_per_node N -m core)")
     p.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout (for programs)")
     p.add_argument("--cancel-file", type=Path, help="stop cooperatively when this file appears")
     p.add_argument("--version", action="version", version=f"sos-stylize {__version__}")
@@ -155,14 +157,17 @@ def remove_if_empty(folders: list[Path]) -> None:
 class Reporter:
     """Progress as JSON lines on stdout (for the Blender add-on) or as a tqdm bar on stderr."""
 
-    def __init__(self, json_lines: bool, total: int):
+    def __init__(self, json_lines: bool, total: int, quiet: bool = False):
         self.json_lines = json_lines
+        self.quiet = quiet
         self.bar = None
-        if not json_lines:
+        if not json_lines and not quiet:
             from tqdm import tqdm
             self.bar = tqdm(total=total, unit="it", dynamic_ncols=True)
 
     def emit(self, event: dict) -> None:
+        if self.quiet:
+            return
         if self.json_lines:
             print(json.dumps(event), flush=True)
         elif event["event"] == "progress":
@@ -236,7 +241,8 @@ def stylize_into(args: argparse.Namespace, out: Path, settings: StylizeSettings,
                  region: np.ndarray | None = None) -> int:
     """The run proper, once everything is validated: stylize ``scene``, the renderable form of ``original``;
     ``region`` [N] weights in 0..1 limit the change to part of the scene (None: all of it)."""
-    reporter = Reporter(args.json_progress, settings.iterations)
+    main_rank = distributed.current().is_main
+    reporter = Reporter(args.json_progress, settings.iterations, quiet=not main_rank)
     stop = {"requested": False}
 
     def request_stop(signum, frame):
@@ -256,7 +262,7 @@ def stylize_into(args: argparse.Namespace, out: Path, settings: StylizeSettings,
                    "sh_degree": scene.sh_degree, "views": len(cameras), "cameras": camera_source})
     preview_cams = cameras[:PREVIEW_VIEWS]
     before = render_views(scene, preview_cams, resolution=min(settings.resolution, 1024),
-                          background=settings.background, device=settings.device)
+                          background=settings.background, device=settings.device) if main_rank else []
     try:
         result = stylize(scene, style, cameras, settings, progress=reporter.emit,
                          preview=on_preview if settings.preview_every else None, should_stop=should_stop,
@@ -268,6 +274,8 @@ def stylize_into(args: argparse.Namespace, out: Path, settings: StylizeSettings,
         reporter.emit({"event": "cancelled", "iteration": result.history[-1]["iteration"] if result.history else 0,
                        "text": "cancelled; nothing written"})
         return EXIT_CANCELLED
+    if not main_rank:
+        return 0
     return finish(args, out, settings, original, result, cameras, camera_source, before, reporter)
 
 
@@ -293,7 +301,8 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
                    else "demo", "gaussians": scene.count, "sh_degree": scene.sh_degree, "cameras": camera_source,
                    "views": len(cameras), "region": str(args.region) if args.region else None},
         "versions": versions(),
-        "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend},
+        "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend,
+                   "processes": distributed.current().world_size},
         "timings": {**result.timings, "write_s": time.perf_counter() - t0},
         "densify": result.densify,
         "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(out / OUTPUT_CAMERAS_FILE)},
@@ -315,7 +324,13 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("always", InputWarning)
         warnings.showwarning = lambda message, *rest: report_warning(args, str(message))
         try:
-            return run(args)
+            requested = args.device or StylizeSettings.device  # the schema default when not given
+            device = resolve_device(requested)
+            processes = distributed.requested_processes(args.gpus, device, requested)
+            if processes > 1:
+                return distributed.launch(argv, processes, device)
+            with distributed.from_environment(device):
+                return run(args)
         except InputError as exc:
             return report_error(args, str(exc), EXIT_BAD_INPUT)
         except torch.cuda.OutOfMemoryError:
@@ -324,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_error(args: argparse.Namespace, message: str, code: int) -> int:
-    """One line on stderr (and an error event for programs reading --json-progress)."""
+    """One line on stderr (and an error event for programs reading --json-progress); bad input by rank 0 only."""
+    if code == EXIT_BAD_INPUT and distributed.environment_rank() != 0:
+        return code
     if args.json_progress:
         print(json.dumps({"event": "error", "message": message}), flush=True)
     print(f"error: {message}", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 One random view per iteration: render it (differentiable), ask ``core.sos.sos_gradient`` for dL/drender with
 all scales stacked on the full-resolution image, back-propagate the rasterizer once, take an Adam step.
+With ``views_per_step`` V, or N ranks under torch.distributed, the gradients of the step's V×N views are averaged
+(``core.distributed`` says how the views are drawn).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import densify, planner, regions, sos
+from core import densify, distributed, planner, regions, sos
 from core.cameras import Camera
 from core.checks import divergence_hint
 from core.colour_transfer import ColourMoments, match_colours
@@ -240,7 +242,7 @@ class _Run:
     def __init__(self, scene: SplatData, style_image: torch.Tensor, cameras: list[Camera],
                  settings: StylizeSettings, region: torch.Tensor | None = None):
         self.settings = settings
-        self.device = resolve_device(settings.device)
+        self.device = distributed.rank_device(resolve_device(settings.device))
         self.backend = pick_backend(self.device, settings.backend)
         torch.manual_seed(settings.seed)
         self.rng = random.Random(settings.seed)
@@ -324,8 +326,27 @@ class _Run:
                                              autocast_bf16=self.autocast)
 
     def step(self) -> dict:
-        """One iteration on a random view: render, SOS gradient of all scales, one rasterizer backward, Adam."""
-        i = self.rng.randrange(len(self.views.cameras))
+        """One iteration: this rank's random view(s), their gradients averaged over all the step's views (and
+        ranks, core.distributed), one Adam step; every ``densify_every`` iterations, densification."""
+        drawn, mine = distributed.step_views(self.rng, len(self.views.cameras), self.settings.views_per_step)
+        self.optimizer.zero_grad(set_to_none=True)
+        per_view = [self.view_gradient(i) for i in mine]
+        trained = [t for t in self.params.values() if t.requires_grad]
+        terms = distributed.average_gradients(trained, {k: sum(t[k] for t in per_view) for k in per_view[0]},
+                                              len(mine))
+        self.optimizer.step()
+        record = {"iteration": len(self.history) + 1, **({"view": drawn[0]} if len(drawn) == 1 else
+                                                          {"views": drawn}), **terms}
+        if self.densifier.due(record["iteration"]):
+            self.params, split = self.densifier.split(record["iteration"], self.params, self.optimizer,
+                                                      self.views.culling_cameras())
+            record["densify"] = asdict(split)
+        record["gaussians"] = self.densifier.count
+        self.history.append(record)
+        return record
+
+    def view_gradient(self, i: int) -> dict[str, float]:
+        """Render view i, SOS gradient of all scales, one rasterizer backward adding to .grad; the loss terms."""
         g = self.current()
         out = self.views.output(g, i, self.background, self.backend, absgrad=self.densifier.enabled)
         image, alpha = _image_and_alpha(out)
@@ -335,19 +356,10 @@ class _Run:
         weights = sos.relative_weights(self.weights, style, content) if relative else self.weights
         grad, terms = sos.sos_gradient(self.vgg, image.detach(), style, content, weights,
                                        coverage=self.coverage(g, i, alpha), plan=plan, autocast_bf16=self.autocast)
-        self.optimizer.zero_grad(set_to_none=True)
         if image.requires_grad:  # else no Gaussian shows in this view: nothing to update
             image.backward(grad)
             self.densifier.observe(out)
-        self.optimizer.step()
-        record = {"iteration": len(self.history) + 1, "view": i, **terms}
-        if self.densifier.due(record["iteration"]):
-            self.params, split = self.densifier.split(record["iteration"], self.params, self.optimizer,
-                                                      self.views.culling_cameras())
-            record["densify"] = asdict(split)
-        record["gaussians"] = self.densifier.count
-        self.history.append(record)
-        return record
+        return terms
 
     def preview_image(self) -> torch.Tensor:
         with torch.no_grad():
@@ -393,6 +405,9 @@ def stylize(
     trained tensors (``settings.optimize``: the DC colours; + the higher SH bands; + opacities). With
     ``settings.detail`` > 0, every ``settings.densify_every`` iterations the Gaussians too coarse for the strokes
     the loss asks for are split in two (``core.densify``), so the result can have more Gaussians than ``scene``.
+    In a torch.distributed process group (``core.distributed``) every rank calls this with the same arguments:
+    each takes its own view(s) per step, gradients are averaged over all of the step's views, cancellation stops
+    all ranks at the same step, and only rank 0 gets progress and previews and writes checkpoints.
 
     Args:
         scene: the Gaussians (``core.read_ply``); it is not modified.
@@ -438,6 +453,9 @@ def stylize(
     """
     settings = settings or StylizeSettings()
     check_settings(settings)
+    if settings.detail > 0 and distributed.current().world_size > 1:  # each rank would split other Gaussians
+        raise InputError("--detail with several GPUs: densification is not shared between processes yet; use one "
+                         "GPU, or detail 0")
     if not cameras:
         raise InputError("cameras: no cameras to render the scene from")
     t_start = time.perf_counter()
@@ -446,10 +464,12 @@ def stylize(
     state = _load_checkpoint(checkpoint, settings, scene.count) if checkpoint is not None else None
     if state is not None:
         run.restore(state)
+    distributed.broadcast_tensors(run.params.values())
+    progress, preview = distributed.main_only(progress), distributed.main_only(preview)
     t_loop = time.perf_counter()
     cancelled = False
     for done in range(run.start_iteration + 1, settings.iterations + 1):
-        if should_stop is not None and should_stop():
+        if distributed.any_rank(should_stop is not None and should_stop()):
             cancelled = True
             break
         record = run.step()
@@ -460,7 +480,8 @@ def stylize(
                       "eta_s": (settings.iterations - done) / max(rate, 1e-9), "densify_s": run.densifier.seconds})
         if preview is not None and _every(done, settings.preview_every, settings.iterations):
             preview(done, run.preview_image())
-        if checkpoint is not None and settings.checkpoint_every and done % settings.checkpoint_every == 0:
+        if (checkpoint is not None and settings.checkpoint_every and done % settings.checkpoint_every == 0
+                and distributed.current().is_main):
             _save_checkpoint(checkpoint, run.checkpoint_state(scene.count))
     t_end = time.perf_counter()
     steps = len(run.history) - run.start_iteration

@@ -136,6 +136,9 @@ class StylizeSettings:
                  ("sgsst", "SGSST", "The released SGSST weights, unnormalised")),
         help="relative: style and content relative to the capture's, so a strength means the same on every scene; "
              "sgsst: the released SGSST weights")
+    views_per_step: int = setting(
+        1, label="Views per Step", low=1, high=64, soft=(1, 8), metavar="V",
+        help="views rendered per step in each process, their gradients averaged (with N GPUs a step takes V x N)")
     learning_rate: float = setting(
         0.05, label="Learning Rate", flag="--lr", above=0.0, high=10.0, soft=(0.001, 0.5), digits=3,
         help="Adam learning rate")
