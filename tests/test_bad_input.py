@@ -26,14 +26,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from plyfile import PlyData, PlyElement
 
 from core.cameras import load_cameras, orbit_cameras, save_cameras_json
 from core.cli import main
 from core.demo import demo_scene, demo_style
 from core.errors import InputError
 from core.images import load_image, painting_pixel_limit, to_uint8
-from interchange.ply import SplatData, make_splat_data, read_ply
+from interchange.ply import SplatData, header_text, make_splat_data, read_ply
 from core.stylize import StylizeSettings, stylize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,11 +44,9 @@ FAST = ["--iterations", "2", "--resolution", "32", "--device", "cpu"]
 
 
 def ply(scene: SplatData = GOOD) -> bytes:
-    """A scene as the bytes of a binary little-endian PLY."""
-    buffer = io.BytesIO()
-    PlyData([PlyElement.describe(scene.vertices, "vertex")], byte_order="<",
-            comments=list(scene.comments)).write(buffer)
-    return buffer.getvalue()
+    """A scene as the bytes of a binary little-endian PLY (a standard header, then the vertex table)."""
+    header = header_text(scene.vertices.dtype, scene.count, scene.comments)
+    return header.encode("ascii") + scene.vertices.astype(scene.vertices.dtype.newbyteorder("<")).tobytes()
 
 
 def scene_with(**changes: Callable[[np.ndarray], None]) -> bytes:
