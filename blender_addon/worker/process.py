@@ -74,7 +74,10 @@ class LineProcess:
         self.proc.stdin.flush()
 
     def error_text(self) -> str:
-        """The last line the process wrote on stderr."""
+        """The last line the process wrote on stderr; once it has ended, after its reader thread read all of it
+        (else a worker that printed its error and exited at once could be reported with no message)."""
+        if self.proc.poll() is not None:
+            self._stderr.join(timeout=1.0)
         return last_line("\n".join(self.stderr_tail))
 
     def end(self, force: bool = False) -> None:
