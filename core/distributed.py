@@ -106,10 +106,17 @@ def setup(rank: int, world_size: int, device: torch.device, *, local_rank: int |
     return current()
 
 
-def teardown() -> None:
-    """Leave the process group (a no-op without one)."""
+def teardown(wait_for_peers: bool = False) -> None:
+    """Leave the process group (a no-op without one).
+
+    ``wait_for_peers`` (the normal end of a run): a barrier first, so that all ranks leave together; rank 0 still
+    writes the outputs when the others are done, and a rank tearing gloo down under its peers can abort at exit
+    ("terminate called without an active exception", seen in CI). Never on an error path, where a peer may be gone.
+    """
     global _local_rank
     if dist.is_available() and dist.is_initialized():
+        if wait_for_peers:
+            dist.barrier()
         dist.destroy_process_group()
     _local_rank = None
 
@@ -137,8 +144,10 @@ def from_environment(device: torch.device) -> Iterator[Ranks]:
                   local_rank=int(os.environ.get("LOCAL_RANK", environment_rank())))
     try:
         yield ranks
-    finally:
+    except BaseException:
         teardown()
+        raise
+    teardown(wait_for_peers=True)
 
 
 def rank_device(device: torch.device) -> torch.device:

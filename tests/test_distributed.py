@@ -78,7 +78,7 @@ def rank_main(rank: int, port: int, folder: str) -> None:
                 "writes": writes, "stopped": (stopped.cancelled, len(stopped.history)),
                 "resumed": splat_arrays(resumed), "resumed_history": [h["iteration"] for h in resumed.history],
                 "decided": decided.tolist(), "ranks": distributed.current()}, out / f"rank{rank}.pt")
-    distributed.teardown()
+    distributed.teardown(wait_for_peers=True)
 
 
 @pytest.fixture(scope="module")
