@@ -55,15 +55,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=150)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--detail", type=float, default=3.0, help="the detail run's --detail (colours only: 0)")
-    p.add_argument("--densify-every", type=int, default=25)
+    p.add_argument("--densify-every", type=int, default=StylizeSettings.densify_every)
     p.add_argument("--densify-threshold", type=float)
     p.add_argument("--densify-dropout", type=float)
-    p.add_argument("--geometry-lr", type=float, default=0.0)
+    p.add_argument("--geometry-lr", type=float)
+    p.add_argument("--variants", help="several detail runs against the same colours-only run: ';'-separated lists "
+                   "of StylizeSettings overrides, e.g. 'densify_threshold=0.5,densify_dropout=0.2;geometry_lr=1e-4' "
+                   "(each on top of the flags above)")
     p.add_argument("--max-gpu-mem", type=float)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-views", type=int, default=4, help="views judged (spread over the orbit)")
     p.add_argument("--crop", type=int, default=1024, help="side of the full-resolution crop of view 0")
+    p.add_argument("--colours-only-from", type=Path, help="take the colours-only run from an earlier summary.json "
+                   "of the same scene, painting, resolution and iterations instead of running it again")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     if not args.demo and (args.scene is None or args.style is None):
@@ -89,12 +94,28 @@ def load_inputs(args: argparse.Namespace) -> tuple[SplatData, torch.Tensor, list
     return scene, load_image(args.style), cameras
 
 
-def run_settings(args: argparse.Namespace, detail: float) -> StylizeSettings:
-    extra = {name: getattr(args, name) for name in ("densify_threshold", "densify_dropout")
+def run_settings(args: argparse.Namespace, detail: float, overrides: dict | None = None) -> StylizeSettings:
+    extra = {name: getattr(args, name) for name in ("densify_threshold", "densify_dropout", "geometry_lr")
              if getattr(args, name) is not None}
-    return StylizeSettings(iterations=args.iterations, learning_rate=args.lr, resolution=args.resolution,
-                           max_gpu_mem_gib=args.max_gpu_mem, seed=args.seed, device=args.device, detail=detail,
-                           densify_every=args.densify_every, geometry_lr=args.geometry_lr, **extra)
+    settings = StylizeSettings(iterations=args.iterations, learning_rate=args.lr, resolution=args.resolution,
+                               max_gpu_mem_gib=args.max_gpu_mem, seed=args.seed, device=args.device, detail=detail,
+                               densify_every=args.densify_every, **extra)
+    return replace(settings, **(overrides or {}))
+
+
+def parse_variants(text: str | None) -> list[dict]:
+    """'a=1,b=2;c=3' → [{'a': 1.0, 'b': 2.0}, {'c': 3.0}] (ints stay ints); None or '' → [{}] (the flags alone)."""
+    if not text:
+        return [{}]
+    variants = []
+    for part in text.split(";"):
+        overrides = {}
+        for item in filter(None, part.split(",")):
+            key, _, value = item.partition("=")
+            kind = type(getattr(StylizeSettings, key.strip()))
+            overrides[key.strip()] = kind(float(value)) if kind in (int, float) else value
+        variants.append(overrides)
+    return variants
 
 
 def timed_run(scene, style, cameras, settings: StylizeSettings, device: torch.device) -> tuple[object, dict]:
@@ -228,22 +249,35 @@ def main(argv: list[str] | None = None) -> int:
     judge = Judge(style, cameras, views, device, sos.LossWeights())
     summary["original"] = judge.measure(scene)
     crops, runs = [], []
-    for detail in (0.0, args.detail):
-        result, info = timed_run(scene, style, wide, run_settings(args, detail), device)
+    plans = [run_settings(args, 0.0)] + [run_settings(args, args.detail, v) for v in parse_variants(args.variants)]
+    if args.colours_only_from is not None:
+        earlier = json.loads(args.colours_only_from.read_text())
+        runs.append(earlier["runs"][0])
+        crops.append(None)
+        plans = plans[1:]
+    for settings in plans:
+        result, info = timed_run(scene, style, wide, settings, device)
+        info["overrides"] = {k: getattr(settings, k) for k in ("detail", "densify_every", "densify_threshold",
+                                                               "densify_dropout", "geometry_lr")}
         info.update(judge.measure(result.splat))
         runs.append(info)
         crops.append(judge.render(Gaussians.from_splat_data(result.splat, device), views[0])[0].cpu())
         del result
         print_run(info, flush=True)
-    save_crop(args.out / f"crop_{cameras[0].width}x{cameras[0].height}.jpg", crops, args.crop)
-    colour, detail = runs
-    summary["runs"] = runs
-    summary["ratios"] = {key: detail[key] / colour[key] for key in ("style_finest", "style_sos", "style_finest_object",
-                                                                     "style_sos_object", "consistency_l1",
-                                                                     "gaussians", "wall_s")}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print("detail / colours only: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["ratios"].items()))
+        summary["runs"] = runs
+        summary["ratios"] = [ratios(run, runs[0]) for run in runs[1:]]
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    save_crop(args.out / f"crop_{cameras[0].width}x{cameras[0].height}.jpg", [c for c in crops if c is not None],
+              args.crop)
+    for run, ratio in zip(runs[1:], summary["ratios"]):
+        print(f"{run['overrides']} / colours only: " + ", ".join(f"{k} {v:.3f}" for k, v in ratio.items()))
     return 0
+
+
+def ratios(run: dict, colour: dict) -> dict[str, float]:
+    """A detail run's figures over the colours-only run's."""
+    return {key: run[key] / colour[key] for key in ("style_finest", "style_sos", "style_finest_object",
+                                                    "style_sos_object", "consistency_l1", "gaussians", "wall_s")}
 
 
 def print_run(info: dict, flush: bool = False) -> None:

@@ -182,7 +182,7 @@ def configurations(args: argparse.Namespace) -> list[dict]:
     configs = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
     if args.baseline and BASELINE not in configs:
         configs.insert(0, dict(BASELINE))
-    return configs
+    return [{**config, "seed": seed} for seed in ints(args.seeds) for config in configs]
 
 
 def label(config: dict) -> str:
@@ -191,11 +191,17 @@ def label(config: dict) -> str:
         parts.append("colours kept")
     if config["stroke_scale"] != 1:
         parts.append(f"strokes x{config['stroke_scale']:g}")
+    if config.get("seed", 0):
+        parts.append(f"seed {config['seed']}")
     return ", ".join(parts)
 
 
 def floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
+
+
+def ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
 
 
 def names(text: str) -> list[str]:
@@ -251,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--balance", default="relative", help="comma-separated: relative, sgsst")
     p.add_argument("--preserve-colors", default="off", help="comma-separated: off, on")
     p.add_argument("--stroke-scales", default="1", help="comma-separated stroke scales")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (run-to-run spread)")
     p.add_argument("--baseline", action="store_true", help="also run today's default (frame statistics, SGSST "
                    "weights, strength 1)")
     p.add_argument("--min-short-side", type=int, default=StylizeSettings.min_short_side)

@@ -305,6 +305,7 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
                    "processes": distributed.current().world_size},
         "timings": {**result.timings, "write_s": time.perf_counter() - t0},
         "densify": result.densify,
+        "statistics": result.statistics,
         "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(out / OUTPUT_CAMERAS_FILE)},
         "history": result.history,
     }

@@ -201,12 +201,21 @@ def average_gradients(params: Iterable[torch.Tensor], terms: dict[str, float], v
 
 
 def broadcast_tensors(tensors: Iterable[torch.Tensor]) -> None:
-    """Copy rank 0's values of ``tensors`` into every rank's, in place (initial parameters)."""
+    """Copy rank 0's values of ``tensors`` into every rank's, in place (initial parameters).
+
+    One broadcast of one flat buffer: NCCL refuses non-contiguous tensors (a parameter may be a strided view),
+    and one collective is cheaper than one per tensor. The tensors must share a dtype and device.
+    """
     if not current().active:
         return
+    tensors = list(tensors)
     with torch.no_grad():
+        flat = torch.cat([t.detach().reshape(-1) for t in tensors])
+        dist.broadcast(flat, src=0)
+        offset = 0
         for t in tensors:
-            dist.broadcast(t.data, src=0)
+            t.copy_(flat[offset:offset + t.numel()].view(t.shape))
+            offset += t.numel()
 
 
 def any_rank(flag: bool) -> bool:

@@ -42,8 +42,15 @@ GEOMETRY = ("means", "log_scales")
 GEOMETRY_SCALE_LR_RATIO = 30.0
 DENSIFY_SETTINGS = ("detail", "densify_every", "densify_threshold", "densify_dropout", "geometry_lr")
 CHECKPOINT_FORMAT = 2
-# Colour preservation measures the capture's colours on renders with at most this long side.
+# Colour preservation measures the capture's colours on renders with at most this long side (and auto statistics
+# the scene's coverage).
 COLOUR_SAMPLE_SIDE = 512
+# statistics="auto" takes whole-frame statistics when the scene covers at least this share of its views on average:
+# then the background is the minority and matching the frame's statistics does not push the scene to extremes
+# (flowers' orbit: 0.73, whole-frame distance 0.18 of the capture's against 0.26 with object statistics), and
+# object statistics below it (guitar: 0.08, whose object moved 13.5x further from the painting with frame
+# statistics). docs/quality.md.
+AUTO_FRAME_COVERAGE = 0.5
 # relu4_2 targets: 512 float32 channels at 1/8 resolution over a pyramid adding a third: ≈ 43 bytes per pixel.
 CONTENT_BYTES_PER_PX = 512 * 4 / 64 * 4 / 3
 # Share of the GPU memory budget that cached content targets may take before they move to host memory.
@@ -79,6 +86,8 @@ class StylizeResult:
         densify: style-driven densification (``settings.detail``): ``enabled``, ``budget`` (most Gaussians
             allowed), ``gaussians_before`` / ``gaussians_after``, ``seconds``, ``rounds`` (one record per split:
             iteration, before, after, candidates, split, pruned, seconds) and the ``settings`` that shaped it.
+        statistics: the style statistics the run used, "object" or "frame" (what ``settings.statistics`` =
+            "auto" chose).
     """
 
     splat: SplatData
@@ -88,6 +97,7 @@ class StylizeResult:
     backend: str
     timings: dict = field(default_factory=dict)
     densify: dict | None = None
+    statistics: str = ""
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -248,7 +258,7 @@ class _Run:
         self.rng = random.Random(settings.seed)
         self.original = Gaussians.from_splat_data(scene, self.device)
         self.rates = geometry_rates(settings, cameras)
-        self.params = trainable(parameters_of(self.original), settings.optimize, settings.geometry_lr > 0)
+        self.params = trainable(parameters_of(self.original), settings.optimize, settings.moves_geometry)
         self.optimizer = make_optimizer(self.params, settings.learning_rate, self.rates)
         self.views = _Views([c.with_long_side(settings.resolution) for c in cameras], self.device,
                             _content_cache_bytes(self.device, settings))
@@ -264,6 +274,7 @@ class _Run:
                                        content_weight=settings.content_weight)
         self.autocast = settings.bf16 and self.device.type == "cuda"
         self.region = region
+        self.statistics = self.resolve_statistics(cameras)
         if settings.preserve_colors:
             style_image = match_colours(style_image, *self.capture_colours(cameras))
         self.style = style_image.permute(2, 0, 1).unsqueeze(0).to(self.device)
@@ -275,9 +286,23 @@ class _Run:
         g = gaussians_of(self.params)
         return g if self.region is None else regions.blend(self.original, g, self.region)
 
+    def resolve_statistics(self, cameras: list[Camera]) -> str:
+        """"object" or "frame": the setting, or for "auto" the scene's mean coverage of its views against
+        AUTO_FRAME_COVERAGE (a region is always matched over its own coverage: "object")."""
+        if self.settings.statistics != "auto":
+            return self.settings.statistics
+        if self.region is not None:
+            return "object"
+        side = min(self.settings.resolution, COLOUR_SAMPLE_SIDE)
+        views = _Views([c.with_long_side(side) for c in cameras], self.device)
+        with torch.no_grad():
+            covered = [float(views.render_with_alpha(self.original, i, self.background, self.backend)[1].mean())
+                       for i in range(len(cameras))]
+        return "frame" if sum(covered) / len(covered) >= AUTO_FRAME_COVERAGE else "object"
+
     def coverage(self, g: Gaussians, i: int, alpha: torch.Tensor) -> sos.Coverage | None:
         """Object statistics' weights for view i rendered from `g` (None for frame statistics)."""
-        if self.settings.statistics == "frame":
+        if self.statistics == "frame":
             return None
         return sos.Coverage(self.selected(self.views, g, i, alpha), alpha.detach())
 
@@ -294,7 +319,7 @@ class _Run:
         statistics), from renders of at most COLOUR_SAMPLE_SIDE px."""
         side = min(self.settings.resolution, COLOUR_SAMPLE_SIDE)
         views = _Views([c.with_long_side(side) for c in cameras], self.device)
-        frame = self.settings.statistics == "frame"
+        frame = self.statistics == "frame"
         moments = ColourMoments()
         with torch.no_grad():
             for i in range(len(cameras)):
@@ -376,7 +401,7 @@ class _Run:
         """Continue from a checkpoint: its tensors (whatever their count), optimizer state, densification and
         random states, history."""
         saved = {name: t.to(self.device, torch.float32) for name, t in state["params"].items()}
-        self.params = trainable(saved, self.settings.optimize, self.settings.geometry_lr > 0)
+        self.params = trainable(saved, self.settings.optimize, self.settings.moves_geometry)
         self.optimizer = make_optimizer(self.params, self.settings.learning_rate, self.rates)
         self.optimizer.load_state_dict(state["optimizer"])
         self.densifier.load_state_dict(state["densify"])
@@ -491,11 +516,11 @@ def stylize(
                "densify_s": run.densifier.seconds}
     if run.device.type == "cuda":
         timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
-    geometry_changed = run.densifier.enabled or settings.geometry_lr > 0
+    geometry_changed = run.densifier.enabled or settings.moves_geometry
     template = densify.splat_data(scene, run.densifier.origin, run.params) if geometry_changed else scene
     report = {**run.densifier.report(), "settings": {name: getattr(settings, name) for name in DENSIFY_SETTINGS}}
     return StylizeResult(run.current().to_splat_data(template), run.history, cancelled, str(run.device), run.backend,
-                         timings, report)
+                         timings, report, run.statistics)
 
 
 def _region_tensor(region: torch.Tensor | np.ndarray | None, count: int,

@@ -109,10 +109,13 @@ class StylizeSettings:
         "color", label="Optimize", choices=OPTIMIZE_CHOICES, group=MAIN,
         help="what is optimised: color (SH DC colours), sh (all SH bands) or sh+opacity (SH and opacity)")
     statistics: str = setting(
-        "object", label="Statistics", group=MAIN,
-        choices=(("object", "Object", "Style statistics over what the scene covers (weighted by the render's alpha)"),
+        "auto", label="Statistics", group=MAIN,
+        choices=(("auto", "Auto", "Object statistics when the scene covers less than half of the frames (an object "
+                                  "on a background), whole-frame statistics otherwise"),
+                 ("object", "Object", "Style statistics over what the scene covers (weighted by the render's alpha)"),
                  ("frame", "Whole Frame", "Style statistics over the whole image, background included (SGSST)")),
-        help="object: match the painting over the pixels the scene covers; frame: over the whole image (SGSST)")
+        help="object: match the painting over the pixels the scene covers; frame: over the whole image (SGSST); "
+             "auto: object when the scene covers less than half of the frames on average, else frame")
     preserve_colors: bool = setting(
         False, label="Preserve Colours", group=MAIN,
         help="keep the capture's colours: the painting's colours are matched to the scene's first (Gatys et al. "
@@ -176,16 +179,16 @@ class StylizeSettings:
         100, label="Densify Every", low=1, high=1_000_000, soft=(1, 1000), metavar="K",
         help="with detail on: split every K iterations (none in the last K)")
     densify_threshold: float = setting(
-        1.0, label="Densify Threshold", low=0.0, soft=(0.0, 4.0), metavar="TAU", digits=2,
+        0.5, label="Densify Threshold", low=0.0, soft=(0.0, 4.0), metavar="TAU", digits=2,
         help="with detail on: split Gaussians whose average image-plane gradient is above TAU times the mean of "
              "those seen")
     densify_dropout: float = setting(
-        0.5, label="Densify Dropout", low=0.0, high=1.0, metavar="P", digits=2,
+        0.2, label="Densify Dropout", low=0.0, high=1.0, metavar="P", digits=2,
         help="with detail on: Gaussian dropout, each candidate is split with probability 1 - P")
     geometry_lr: float = setting(
-        0.0, label="Geometry Learning Rate", low=0.0, soft=(0.0, 0.001), digits=5,
-        help="also optimise positions (this rate times the cameras' extent) and scales (30 times it); 0 keeps the "
-             "geometry fixed (whether moving it helps is not yet measured)")
+        5e-4, label="Geometry Learning Rate", low=0.0, soft=(0.0, 0.003), digits=5,
+        help="with detail on: positions also learn at this rate times the cameras' extent, and scales at 30 times "
+             "it, so strokes can take their own shape (0 keeps the geometry fixed; docs/benchmarks.md)")
     cudnn_benchmark: bool = setting(
         False, label="cuDNN Benchmark",
         help="let cuDNN autotune convolutions (measured slower for runs of a few hundred steps: docs/benchmarks.md)")
@@ -195,6 +198,11 @@ class StylizeSettings:
     checkpoint_every: int = setting(
         0, label="Checkpoint Every", low=0, high=1_000_000, soft=(0, 1000), metavar="N",
         help="save a checkpoint every N iterations (0: none); a later run with the same settings resumes from it")
+
+    @property
+    def moves_geometry(self) -> bool:
+        """Whether positions and scales are optimised: only with detail on (detail 0 recolours, as SGSST)."""
+        return self.detail > 0 and self.geometry_lr > 0
 
     def problems(self) -> list[tuple[Setting, str]]:
         """Every unusable value: (its setting, the problem)."""

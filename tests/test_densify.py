@@ -386,8 +386,9 @@ def test_command_line_detail_writes_a_larger_standard_ply_and_reports_it(tmp_pat
     report = json.loads((out / "report.json").read_text())
     densified = report["densify"]
     assert densified["gaussians_before"] == original.count and densified["gaussians_after"] == ply.count
-    assert densified["settings"] == {"detail": 1.0, "densify_every": 2, "densify_threshold": 1.0,
-                                     "densify_dropout": 0.5, "geometry_lr": 0.0}
+    assert densified["settings"] == {"detail": 1.0, "densify_every": 2, "densify_threshold": 0.5,
+                                     "densify_dropout": 0.2, "geometry_lr": 5e-4}
+    assert report["statistics"] in ("object", "frame")
     assert [r["iteration"] for r in densified["rounds"]] == [2] and densified["seconds"] > 0
     assert report["timings"]["densify_s"] == densified["seconds"]
     progress = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -406,14 +407,20 @@ def test_bad_densify_settings_are_refused_with_their_name(scene, field, value):
 
 
 
-def test_geometry_learning_rate_moves_positions_and_scales_only_when_set(scene):
-    """Off by default (positions stay byte-identical); on, positions and scales move a little, also through a
-    split (the positions' Adam state is gathered like the colours')."""
+def test_geometry_moves_only_with_detail_on(scene):
+    """Detail 0 recolours only: positions and scales stay byte-identical whatever geometry_lr says. With detail on
+    (here with no split, densify_every past the run) positions and scales move a little; with splits too (the
+    positions' Adam state is gathered like the colours'); geometry_lr 0 keeps them fixed."""
     views = orbit_cameras(scene.means(), scene.opacity_logits(), count=2, width=48, height=48)
-    moving = stylize(scene, demo_style(96), views, detail_settings(iterations=3, detail=0.0, geometry_lr=1e-3))
+    colours_only = stylize(scene, demo_style(96), views, detail_settings(iterations=3, detail=0.0, geometry_lr=1e-3))
+    assert np.array_equal(colours_only.splat.means(), scene.means())
+    assert np.array_equal(colours_only.splat.log_scales(), scene.log_scales())
+    moving = stylize(scene, demo_style(96), views, detail_settings(iterations=3, densify_every=10, geometry_lr=1e-3))
     assert moving.splat.count == scene.count
     shift = np.linalg.norm(moving.splat.means() - scene.means(), axis=1)
     assert 0 < shift.max() < 0.05
     assert not np.array_equal(moving.splat.log_scales(), scene.log_scales())
+    fixed = stylize(scene, demo_style(96), views, detail_settings(iterations=3, densify_every=10, geometry_lr=0.0))
+    assert np.array_equal(fixed.splat.means(), scene.means())
     both = stylize(scene, demo_style(96), views, detail_settings(iterations=4, geometry_lr=1e-3))
     assert both.splat.count > scene.count and np.isfinite(both.splat.means()).all()

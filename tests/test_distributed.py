@@ -222,3 +222,22 @@ def test_launcher_stops_the_other_ranks_when_one_fails():
     t0 = time.monotonic()
     assert distributed.wait_for_ranks([sleeper, failing], grace_s=0.5) == 3
     assert sleeper.returncode == -signal.SIGTERM and time.monotonic() - t0 < 30
+
+
+def test_broadcast_sends_contiguous_buffers_and_fills_strided_parameters(monkeypatch):
+    """NCCL refuses non-contiguous tensors (seen on the H200 with a strided parameter); gloo accepts them, so the
+    collective is replaced by one that checks contiguity and plays rank 0's values."""
+    rank0 = [torch.arange(12.0).reshape(3, 4).T, torch.full((2,), 5.0)]
+    mine = [torch.zeros(3, 4).T, torch.zeros(2)]  # a strided [4, 3] view, like rank0[0]
+    sent = torch.cat([t.reshape(-1) for t in rank0])
+
+    def fake_broadcast(tensor, src):
+        assert src == 0 and tensor.is_contiguous()
+        tensor.copy_(sent)
+
+    monkeypatch.setattr(distributed, "current", lambda: distributed.Ranks(1, 2, 1, True))
+    monkeypatch.setattr(distributed.dist, "broadcast", fake_broadcast)
+    distributed.broadcast_tensors(mine)
+    for got, want in zip(mine, rank0):
+        assert torch.equal(got, want)
+    assert not mine[0].is_contiguous()  # filled in place, still the caller's tensor

@@ -2,6 +2,7 @@
 alpha, the stroke scale, the new settings and their validation, the CLI flags."""
 
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -51,6 +52,21 @@ def test_object_statistics_are_weighted_by_the_render_alpha(scene, camera):
     assert first["object"] != pytest.approx(first["frame"], rel=0.05)
 
 
+@pytest.mark.parametrize("zoom,chosen", [(0.5, "object"), (2.0, "frame")])
+def test_auto_statistics_follow_the_scene_coverage(scene, camera, zoom, chosen):
+    """auto = object statistics for an object on a background (coverage 0.15 here), frame statistics when the scene
+    fills the frame (coverage 0.92): the same first style term as the explicit choice, and the result says which."""
+    view = [replace(camera[0], fx=camera[0].fx * zoom, fy=camera[0].fy * zoom)]
+    settings = dict(iterations=1, resolution=RES, device="cpu", balance="sgsst", content_weight=0.0)
+    runs = {mode: stylize(scene, demo_style(64), view, StylizeSettings(statistics=mode, **settings))
+            for mode in ("auto", "object", "frame")}
+    assert runs["auto"].statistics == chosen
+    assert runs["object"].statistics == "object" and runs["frame"].statistics == "frame"
+    assert runs["auto"].history[0]["style"] == runs[chosen].history[0]["style"]
+    other = "frame" if chosen == "object" else "object"
+    assert runs["auto"].history[0]["style"] != pytest.approx(runs[other].history[0]["style"], rel=1e-4)
+
+
 def test_stroke_scale_reaches_the_painting_pyramid(scene, camera):
     """A 64-px painting covers a 48-px render at stroke scale 1; asked for 8, it is used at its own size and says so."""
     settings = dict(iterations=1, resolution=RES, device="cpu")
@@ -77,7 +93,7 @@ def test_cli_flags_reach_the_settings():
             settings.style_strength) == ("frame", "sgsst", True, 2.5, 3.0)
     defaults = cli.settings_from_args(cli.build_parser().parse_args(["scene.ply", "style.png", "-o", "out"]))
     assert (defaults.statistics, defaults.balance, defaults.preserve_colors, defaults.stroke_scale) == (
-        "object", "relative", False, 1.0)
+        "auto", "relative", False, 1.0)
 
 
 def test_cli_refuses_a_bad_region_file_in_one_line(tmp_path, capsys):
