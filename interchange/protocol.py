@@ -10,6 +10,8 @@ lists each type with the fields it always carries) and exits with one of the ``E
         scene.ply       the splat object's Gaussians in its own (local, PLY) coordinates
         cameras.json    the views, in the same coordinates
         style.<ext>     the painting
+        region.npy      only for part of the object: one weight in 0..1 per Gaussian, in scene.ply's row order
+                        (float32 [N], the engine's --region format, core/regions.py); args.txt then names it
         cancel          created by the add-on to ask the engine to stop
         out/            written by the engine: stylized.ply, cameras.json, preview.png, report.json
 
@@ -30,6 +32,7 @@ ARGS_FILE = "args.txt"
 SCENE_FILE = "scene.ply"
 CAMERAS_FILE = "cameras.json"
 STYLE_STEM = "style"
+REGION_FILE = "region.npy"
 CANCEL_FILE = "cancel"
 OUTPUT_FOLDER = "out"
 STYLIZED_FILE = "stylized.ply"

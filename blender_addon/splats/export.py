@@ -10,15 +10,15 @@ import numpy as np
 
 from ..interchange.ply import write_columns
 from ..interchange.transform import transform_columns
+from .edit_mode import object_mode
 from .objects import read_raw_columns, stored_header
 
 
 def export_splat(obj: bpy.types.Object | None, path: Path, apply_transform: bool) -> int:
     """Write obj's Gaussians to path; returns how many. Raw attributes are written as they are now."""
     header = stored_header(obj)
-    if obj.mode == 'EDIT':
-        obj.update_from_editmode()
-    columns = read_raw_columns(obj)
+    with object_mode(obj):  # in Edit mode the mesh's attribute values cannot be read
+        columns = read_raw_columns(obj)
     if apply_transform:
         columns = transform_columns(columns, np.array(obj.matrix_world), header.sh_degree, obj.name)
     write_columns(path, header, columns)

@@ -5,6 +5,7 @@
         scene.ply       the splat object's Gaussians in its own (local, PLY) coordinates
         cameras.json    the views, in the same coordinates
         style.<ext>     the painting
+        region.npy      only when part of the object is stylized: one weight per Gaussian, in scene.ply's order
         out/            written by the engine (stylized.ply, cameras.json, previews, report.json)
 
 So a folder can be copied to another machine (a GPU server) and run there unchanged.
@@ -24,21 +25,43 @@ from ..cameras.objects import camera_record, export_order
 from ..errors import SplatInputError
 from ..interchange.atomic import write_atomically
 from ..interchange.cameras import write_cameras_json
-from ..interchange.protocol import ARGS_FILE, CAMERAS_FILE, OUTPUT_FOLDER, SCENE_FILE, STYLE_STEM
+from ..interchange.protocol import ARGS_FILE, CAMERAS_FILE, OUTPUT_FOLDER, REGION_FILE, SCENE_FILE, STYLE_STEM
 from ..interchange.settings import StylizeSettings, arguments
 from ..splats.export import export_splat
+from ..splats.selection import WHOLE, region_weights
 
 JOB_PREFIX = "job_"
 KEEP_JOBS = 3
 IMAGE_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
                   "OPEN_EXR": ".exr", "TARGA": ".tga"}
+REGION_WITH_DETAIL = ("region: a region cannot be combined with detail > 0 yet; stylize the region with detail 0, "
+                      "or the whole scene with detail")  # the engine's own refusal (core/stylize.py), word for word
 
 
-def job_arguments(settings: StylizeSettings, style_name: str) -> list[str]:
-    """sos-stylize's arguments for a job folder, one list item per args.txt line: the files, then every setting
-    (interchange.settings.arguments, which the engine's command line parses back to the same settings)."""
+def job_arguments(settings: StylizeSettings, style_name: str, region: bool = False) -> list[str]:
+    """sos-stylize's arguments for a job folder, one list item per args.txt line: the files (with the region
+    file when part of the object is stylized), then every setting (interchange.settings.arguments, which the
+    engine's command line parses back to the same settings)."""
     files = [SCENE_FILE, style_name, "--output", OUTPUT_FOLDER, "--cameras", CAMERAS_FILE]
-    return files + arguments(settings)
+    return files + (["--region", REGION_FILE] if region else []) + arguments(settings)
+
+
+def check_region_detail(region_source: str, detail: float) -> None:
+    """Refuse a region with Detail above 0 as the engine would, before anything is written or started."""
+    if region_source != WHOLE and detail > 0:
+        raise SplatInputError(REGION_WITH_DETAIL)
+
+
+def job_region(splat: bpy.types.Object, scene: bpy.types.Scene, settings: StylizeSettings) -> np.ndarray | None:
+    """The weights of the Stylize panel's Region for splat (None: the whole object); raises SplatInputError."""
+    props = scene.sos_stylize
+    check_region_detail(props.region_source, settings.detail)
+    return region_weights(splat, props.region_source, props.region_attribute)
+
+
+def write_region(path: Path, weights: np.ndarray) -> None:
+    """The region file: float32 [N] as a NumPy .npy array (the engine's --region format)."""
+    write_atomically(path, lambda handle: np.save(handle, weights.astype(np.float32), allow_pickle=False))
 
 
 def jobs_root() -> Path:
@@ -99,9 +122,15 @@ def write_job_cameras(path: Path, splat: bpy.types.Object, cameras: list[bpy.typ
 
 def write_job(folder: Path, splat: bpy.types.Object, cameras: list[bpy.types.Object], scene: bpy.types.Scene,
               style: bpy.types.Image | None, settings: StylizeSettings) -> None:
-    """Fill a job folder: scene, cameras, style image, args.txt. Raises SplatInputError or OSError."""
+    """Fill a job folder: scene, cameras, style image, the region (Stylize panel's Region, if not the whole
+    object), args.txt. Raises SplatInputError or OSError; the region is checked before anything is written."""
+    region = job_region(splat, scene, settings)
     style_name = write_style(folder, style)
     write_job_cameras(folder / CAMERAS_FILE, splat, cameras, scene)
-    export_splat(splat, folder / SCENE_FILE, apply_transform=False)
-    text = "\n".join(job_arguments(settings, style_name)) + "\n"
+    count = export_splat(splat, folder / SCENE_FILE, apply_transform=False)
+    if region is not None:
+        if len(region) != count:  # both read the object's points in order; a mismatch would misplace the region
+            raise SplatInputError(f"Region: {len(region)} weights for {count} Gaussians in {splat.name}")
+        write_region(folder / REGION_FILE, region)
+    text = "\n".join(job_arguments(settings, style_name, region is not None)) + "\n"
     write_atomically(folder / ARGS_FILE, lambda handle: handle.write(text.encode("utf-8")))

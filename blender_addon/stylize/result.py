@@ -21,6 +21,7 @@ from ..interchange.protocol import OUTPUT_CAMERAS_FILE, STYLIZED_FILE
 from ..outliner import new_collection
 from ..splats.display_nodes import (DISPLAY_INPUTS, add_display_modifier, add_native_display_modifier,
                                     display_modifier, get_display_input, is_native_display, set_display_input)
+from ..splats.edit_mode import leave_edit_mode
 from ..splats.native_objects import native_splats_supported
 from ..splats.objects import create_splat_object, read_splat_file
 
@@ -121,7 +122,9 @@ def remove_created(items: list[bpy.types.ID]) -> None:
 
 
 def hide_original(source: bpy.types.Object, scene: bpy.types.Scene) -> None:
-    """Hide the original in the viewport (every view layer holding it) and in renders."""
+    """Hide the original in the viewport (every view layer holding it) and in renders; one in Edit mode (a region
+    selected there) goes back to Object mode first, with its edits, as hidden objects stay in their mode."""
+    leave_edit_mode(source)
     source.hide_render = True
     for view_layer in scene.view_layers:
         if source.name in view_layer.objects:

@@ -7,7 +7,9 @@ from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from ..cameras.orbit import create_orbit_rig
 from ..errors import SplatInputError, run_reported
+from ..splats.edit_mode import object_mode
 from ..stylize import session as stylize_session
+from ..stylize.job_folder import check_region_detail
 from ..stylize.launch import active_splat, export_job, start_job
 from ..worker.config import check_problems, check_worker, describe_check, require_compatible, worker_python
 
@@ -32,8 +34,11 @@ class SOS_OT_stylize(bpy.types.Operator):
         return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
+        props = context.scene.sos_stylize
         try:
-            job = start_job(context)
+            check_region_detail(props.region_source, props.detail)
+            with object_mode(active_splat(context)):  # the latest edits and selection, then back to Edit mode
+                job = start_job(context)
         except SplatInputError as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
@@ -110,7 +115,8 @@ class SOS_OT_export_job(bpy.types.Operator):
         folder = Path(bpy.path.abspath(self.directory))
 
         def write_job() -> str:
-            export_job(context, folder)
+            with object_mode(active_splat(context)):
+                export_job(context, folder)
             return f"Wrote the job to {folder}; run it there with: python -m core @args.txt"
 
         return run_reported(self, write_job, folder)

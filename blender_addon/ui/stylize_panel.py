@@ -9,6 +9,8 @@ import bpy
 
 from ..errors import SplatInputError
 from ..interchange.settings import ADVANCED, MAIN, rows
+from ..splats.objects import is_gaussian_object
+from ..splats.selection import ATTRIBUTE, SELECTED, point_count, selected_count
 from ..stylize import session as stylize_session
 from ..stylize.job import StylizeJob
 from ..worker import render_worker
@@ -71,6 +73,18 @@ def draw_settings(layout: bpy.types.UILayout, props: bpy.types.PropertyGroup, gr
         column.prop(props, name)
 
 
+def draw_region(layout: bpy.types.UILayout, props: bpy.types.PropertyGroup, context: bpy.types.Context) -> None:
+    """Region: the whole object, its selected points (with how many are selected) or an attribute."""
+    layout.prop(props, "region_source")
+    obj = context.view_layer.objects.active if context.view_layer else None
+    if props.region_source == ATTRIBUTE:
+        layout.prop(props, "region_attribute", icon='GROUP_VERTEX')
+    elif props.region_source == SELECTED and is_gaussian_object(obj):
+        selected = selected_count(obj)
+        text = "No selection yet" if selected is None else f"{selected:,} of {point_count(obj):,} points selected"
+        layout.label(text=text, icon='RESTRICT_SELECT_OFF')
+
+
 class VIEW3D_PT_sos_stylize(SidebarPanel, bpy.types.Panel):
     """Style image, settings, cameras, Stylize / Cancel, progress and preview."""
 
@@ -82,6 +96,7 @@ class VIEW3D_PT_sos_stylize(SidebarPanel, bpy.types.Panel):
         props = context.scene.sos_stylize
         layout.template_ID_preview(props, "style_image", open="image.open", rows=3, cols=6)
         draw_settings(layout, props, MAIN)
+        draw_region(layout, props, context)
         layout.prop(props, "camera_source", text="")
         if props.camera_source == 'ORBIT':
             row = layout.row(align=True)

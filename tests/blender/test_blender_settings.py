@@ -45,7 +45,7 @@ def test_every_setting_is_a_property_with_the_schemas_metadata(addon, item) -> N
 def test_panels_draw_every_setting_in_its_group(addon) -> None:
     main = [args[1] for name, args, _ in draw(bpy.types.VIEW3D_PT_sos_stylize) if name == "prop"]
     advanced = [args[1] for name, args, _ in draw(bpy.types.VIEW3D_PT_sos_advanced) if name == "prop"]
-    assert main == rows(MAIN) + ["camera_source"] and advanced == rows(ADVANCED)
+    assert main == rows(MAIN) + ["region_source", "camera_source"] and advanced == rows(ADVANCED)
     assert set(main) | set(advanced) >= {item.name for item in PANEL_SETTINGS}
 
 

@@ -320,7 +320,8 @@ def test_panels_draw_settings_buttons_progress_and_preview(worker_addon, tmp_pat
     assert operators == ["sos.stylize", "sos.cancel"]
     props = [args[1] for name, args, _ in calls if name == "prop"]
     assert props == ["resolution", "iterations", "style_strength", "content_weight", "optimize", "statistics",
-                     "preserve_colors", "stroke_scale", "detail", "max_gpu_mem_gib", "camera_source"]
+                     "preserve_colors", "stroke_scale", "detail", "max_gpu_mem_gib", "region_source",
+                     "camera_source"]
     bpy.context.scene.sos_stylize.camera_source = 'ORBIT'
     assert "sos.add_orbit_cameras" in [args[0] for name, args, _ in draw(bpy.types.VIEW3D_PT_sos_stylize)
                                        if name == "operator"]
