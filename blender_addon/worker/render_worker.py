@@ -91,7 +91,7 @@ class RenderWorker:
 
 def serve_arguments(device: str, gpu: int) -> list[str]:
     """`--serve` on a device; `--gpu K` only for a GPU other than the first (engines before it had no --gpu)."""
-    return ["--serve", "--device", device] + (["--gpu", str(gpu)] if gpu > 0 and device != "cpu" else [])
+    return ["--serve", "--device", device] + (["--gpu", str(gpu)] if gpu > 0 else [])
 
 
 _LOCK = threading.Lock()
@@ -102,6 +102,7 @@ def render_request(python: str, device: str, payload: dict, should_stop: Callabl
                    gpu: int = 0) -> tuple[dict, str | None]:
     """(reply, start-up warning or None) for one request, through the shared worker (started as needed)."""
     global _WORKER
+    gpu = gpu if device != "cpu" else 0  # no GPU to choose: a changed choice needs no new worker
     with _LOCK:
         warning = None
         if _WORKER is not None and (not _WORKER.alive() or _WORKER.key != (python, device, gpu)):
