@@ -1,7 +1,7 @@
 """The Blender add-on's worker: a long-lived process that renders splat scenes, speaking JSON lines.
 
-    python -m core.worker --check            # one JSON line: versions (engine, protocol), torch, device, ...
-    python -m core.worker --serve [--device auto|cuda|cpu]
+    python -m core.worker --check            # one JSON line: versions (engine, protocol), torch, GPUs, ...
+    python -m core.worker --serve [--device auto|cuda|cpu] [--gpu K]
 
 Requests (one JSON object per line on stdin), replies (one per line on stdout, same ``id``):
     {"id": 1, "cmd": "render", "objects": [{"ply": PATH, "matrix": [16 floats, row-major], "name": NAME}],
@@ -44,6 +44,8 @@ def check_environment() -> dict:
                   "python_version": platform.python_version(), "torch": torch.__version__,
                   "cuda": torch.cuda.is_available()}
     info["device"] = torch.cuda.get_device_name(0) if info["cuda"] else "cpu"
+    info["gpu_count"] = torch.cuda.device_count() if info["cuda"] else 0
+    info["gpu_names"] = [torch.cuda.get_device_name(i) for i in range(info["gpu_count"])]
     info["gsplat"], problem = gsplat_version()
     if problem:
         info["gsplat_error"] = problem
@@ -136,13 +138,39 @@ def handle(req: dict, cache: SceneCache, backend: str) -> dict:
     raise InputError(f"worker: unknown command '{cmd}'")
 
 
-def serve(device_name: str, stdin=sys.stdin, stdout=sys.stdout) -> int:
-    """Answer requests until 'quit' or end of input; failures are answered, never fatal."""
-    ready: dict = {"event": READY_EVENT}
+def serve_device(device_name: str, gpu: int = 0) -> tuple[torch.device, str | None]:
+    """The device renders run on, and a warning when the request cannot be met as asked.
+
+    Args:
+        device_name: auto, cuda, cpu or mps (``--device``).
+        gpu: which CUDA GPU renders, counted among those this process sees (CUDA_VISIBLE_DEVICES applies first);
+            ignored off CUDA. One beyond the last renders on GPU 0, with a warning.
+    Returns:
+        (device, warning or None)
+    """
+    warning = None
     if device_name == "cuda" and not torch.cuda.is_available():
-        ready["warning"] = "CUDA was asked for but this worker has no CUDA GPU; rendering on the CPU"
+        warning = "CUDA was asked for but this worker has no CUDA GPU; rendering on the CPU"
         device_name = "cpu"
     device = resolve_device(device_name)
+    if device.type != "cuda":
+        return device, warning
+    count = torch.cuda.device_count()
+    if not 0 <= gpu < count:
+        warning = (f"GPU {gpu} was asked for but this worker sees {count} CUDA GPU{'s' if count != 1 else ''} "
+                   f"(0 to {count - 1}); rendering on GPU 0")
+        gpu = 0
+    return torch.device("cuda", gpu), warning
+
+
+def serve(device_name: str, stdin=sys.stdin, stdout=sys.stdout, gpu: int = 0) -> int:
+    """Answer requests until 'quit' or end of input; failures are answered, never fatal."""
+    ready: dict = {"event": READY_EVENT}
+    device, warning = serve_device(device_name, gpu)
+    if warning is not None:
+        ready["warning"] = warning
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # gsplat's kernels and buffers follow the current device
     backend = pick_backend(device)
     cache = SceneCache(device)
     print(json.dumps({**ready, "device": str(device), "renderer": backend, "engine_version": __version__,
@@ -176,13 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="print what this environment can do, as JSON")
     parser.add_argument("--serve", action="store_true", help="answer render requests on stdin (JSON lines)")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu", "mps"))
+    parser.add_argument("--gpu", type=int, default=0, metavar="K",
+                        help="which CUDA GPU renders (0: the first this process sees); ignored off CUDA")
     args = parser.parse_args(argv)
     if args.check:
         print(json.dumps(check_environment()), flush=True)
         return 0
     if args.serve:
         try:
-            return serve(args.device)
+            return serve(args.device, gpu=args.gpu)
         except InputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -2,8 +2,8 @@
 render worker's requests. The settings a job runs with (its arguments) come from the settings schema.
 
 Stylize: the add-on writes a job folder and runs ``<worker python> -m core @args.txt --json-progress
---cancel-file cancel`` in it (``job_command``); the engine prints one JSON event per line on stdout (``EVENTS``
-lists each type with the fields it always carries) and exits with one of the ``EXIT_*`` codes::
+--cancel-file cancel [--gpus N|all]`` in it (``job_command``); the engine prints one JSON event per line on stdout
+(``EVENTS`` lists each type with the fields it always carries) and exits with one of the ``EXIT_*`` codes::
 
     job_<time>_<id>/
         args.txt        one argument per line (the engine's command line, run with the folder as cwd)
@@ -15,9 +15,11 @@ lists each type with the fields it always carries) and exits with one of the ``E
         cancel          created by the add-on to ask the engine to stop
         out/            written by the engine: stylized.ply, cameras.json, preview.png, report.json
 
-Render: one long-lived ``<worker python> -m core.worker --serve --device D`` answers JSON-line requests (see
-core/worker.py for the fields); ``--check`` prints one JSON object that includes ``engine_version`` and
-``protocol`` (this module's PROTOCOL_VERSION), so the add-on can tell a worker older than itself.
+Render: one long-lived ``<worker python> -m core.worker --serve --device D [--gpu K]`` answers JSON-line requests
+(see core/worker.py for the fields); ``--check`` prints one JSON object that includes ``engine_version`` and
+``protocol`` (this module's PROTOCOL_VERSION), so the add-on can tell a worker older than itself, and
+``gpu_count`` (the CUDA GPUs the worker sees), so it can tell how many GPUs a stylization may use. ``--gpu K``
+(which GPU renders) is passed only for K > 0, so the default command runs on engines from before it existed.
 """
 
 from __future__ import annotations
@@ -64,16 +66,23 @@ WORKER_COMMANDS = {
 RENDER_OBJECT_FIELDS = ("ply", "matrix", "name")
 READY_EVENT = "ready"
 CHECK_FIELDS = ("python", "python_version", "torch", "cuda", "device", "gsplat", "vgg_weights", "renderer",
-                "engine_version", "protocol")
+                "engine_version", "protocol", "gpu_count", "gpu_names")
 
 
-def job_command(python: str) -> list[str]:
-    """The command that runs a job folder (with the folder as the working directory)."""
-    return [python, "-m", ENGINE_MODULE, f"@{ARGS_FILE}", "--json-progress", "--cancel-file", CANCEL_FILE]
+def job_command(python: str, gpus: str | None = None) -> list[str]:
+    """The command that runs a job folder (with the folder as the working directory).
+
+    ``gpus`` ("N" or "all", the engine's ``--gpus``) runs the job on several GPUs of this machine. It is part of
+    the command, not of args.txt, as ``--json-progress`` is: a job folder copied to another machine is not tied
+    to this machine's GPUs. The add-on passes it only when more than one GPU is asked for, so one-GPU jobs run on
+    every engine of this protocol, also those from before ``--gpus`` existed.
+    """
+    command = [python, "-m", ENGINE_MODULE, f"@{ARGS_FILE}", "--json-progress", "--cancel-file", CANCEL_FILE]
+    return command + (["--gpus", gpus] if gpus else [])
 
 
 def worker_command(python: str, *arguments: str) -> list[str]:
-    """The render worker's command: ``--check``, or ``--serve --device D``."""
+    """The render worker's command: ``--check``, or ``--serve --device D [--gpu K]``."""
     return [python, "-m", WORKER_MODULE, *arguments]
 
 

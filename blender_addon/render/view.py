@@ -18,7 +18,7 @@ from ..cameras.objects import camera_intrinsics, stored_record
 from ..cameras.pinhole import blender_camera_to_opencv, intrinsics_matrix
 from ..errors import SplatInputError
 from ..splats.objects import is_gaussian_object
-from ..worker.config import preferred_device, worker_python
+from ..worker.config import preferred_device, preferred_render_gpu, worker_python
 from ..worker.render_worker import render_request
 from .cache import cache_dir, cached_ply, prune_cache
 from .colour import linear_to_srgb
@@ -83,7 +83,7 @@ def render_view(objects: list[tuple[bpy.types.Object, np.ndarray]], view: View, 
                "viewmat": view.viewmat.ravel().tolist(), "K": view.K.ravel().tolist(), "width": view.width,
                "height": view.height, "background": background, "out": str(out)}
     try:
-        _, warning = render_request(worker_python(), preferred_device(), payload, should_stop)
+        _, warning = render_request(worker_python(), preferred_device(), payload, should_stop, preferred_render_gpu())
         image = np.load(out)
     finally:
         out.unlink(missing_ok=True)

@@ -53,7 +53,7 @@ class JobTarget:
 class StylizeJob:
     """The engine process of one job folder."""
 
-    def __init__(self, folder: Path, python: str, target: JobTarget):
+    def __init__(self, folder: Path, python: str, target: JobTarget, gpus: str | None = None):
         self.folder = folder
         self.target = target
         self.progress = Progress()
@@ -64,7 +64,7 @@ class StylizeJob:
         self.preview_count = 0
         self.cancel_deadline: float | None = None
         self.started = time.monotonic()
-        self.process = LineProcess(job_command(python), cwd=folder)
+        self.process = LineProcess(job_command(python, gpus), cwd=folder)
 
     def advance(self) -> Phase:
         """Take in the process's new events; settle the phase once it has exited."""

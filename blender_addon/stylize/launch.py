@@ -15,7 +15,8 @@ from ..cameras.objects import CAMERA_KEY
 from ..cameras.orbit import ORBIT_KEY, create_orbit_rig, orbit_cameras_of, remove_orbit_rig
 from ..errors import SplatInputError
 from ..splats.objects import conversion_warning, is_gaussian_object
-from ..worker.config import check_worker, effective_device, preferred_device, require_compatible, worker_python
+from ..worker.config import (check_worker, effective_device, preferred_device, require_compatible, requested_gpus,
+                             stylize_gpus, worker_python)
 from .job import JobTarget, StylizeJob
 from .job_folder import jobs_root, new_job_folder, write_job
 
@@ -78,19 +79,21 @@ def export_job(context: bpy.types.Context, folder: Path) -> None:
 
 
 def start_job(context: bpy.types.Context) -> StylizeJob:
-    """Check the worker, write a job folder and start the engine on it."""
+    """Check the worker, write a job folder and start the engine on it (on as many GPUs as the preferences ask
+    for and the worker has)."""
     obj = active_splat(context)
     python = worker_python()
     info = check_worker(python)
     require_compatible(info)
     device, warning = effective_device(preferred_device(), info)
+    gpus, gpu_warning = stylize_gpus(requested_gpus(), device, info)
     folder = new_job_folder(jobs_root())
     created_rig = False
     try:
         created_rig = fill_job(context, obj, folder, device)
-        warnings = [text for text in (warning, conversion_warning(obj)) if text]
+        warnings = [text for text in (warning, gpu_warning, conversion_warning(obj)) if text]
         target = JobTarget(obj.session_uid, obj.name, context.scene.name, created_rig, warnings)
-        return StylizeJob(folder, python, target)
+        return StylizeJob(folder, python, target, gpus)
     except SplatInputError:
         if created_rig:
             remove_orbit_rig(obj)

@@ -1,9 +1,13 @@
-"""Add-on preferences: where the stylization worker's Python lives (install.py --blender fills it in)."""
+"""Add-on preferences: where the stylization worker's Python lives (install.py --blender fills it in), and on which
+device and GPUs it stylizes and renders."""
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from ..worker.config import ADDON_PACKAGE
+from ..errors import SplatInputError
+from ..worker.config import ADDON_PACKAGE, cached_check, configured_python
+
+MAX_GPUS = 64
 
 
 class SplatStylizerPreferences(bpy.types.AddonPreferences):
@@ -21,11 +25,47 @@ class SplatStylizerPreferences(bpy.types.AddonPreferences):
                ('CUDA', "CUDA GPU", "The CUDA GPU (falls back to the CPU with a warning when there is none)"),
                ('CPU', "CPU", "The CPU (slow; small scenes and sizes)")],
         description="Where the worker stylizes and renders")
+    stylize_gpus: IntProperty(
+        name="Stylize GPUs", default=1, min=1, max=MAX_GPUS, soft_max=8,
+        description="How many GPUs of this machine one stylization uses: each renders its own view of every step "
+                    "and the gradients are averaged, so N GPUs take N views per step (the engine's --gpus). More "
+                    "than the worker has: all it has, with a warning")
+    use_all_gpus: BoolProperty(
+        name="All GPUs", default=False,
+        description="Stylize on every CUDA GPU the worker sees (the engine's --gpus all)")
+    render_gpu: IntProperty(
+        name="Render GPU", default=0, min=0, max=MAX_GPUS - 1,
+        description="Which CUDA GPU the Gaussian Splats render engine uses: 0 is the first the worker sees "
+                    "(after CUDA_VISIBLE_DEVICES, which render farms often set per job); one it does not have "
+                    "renders on the first, with a warning")
 
     def draw(self, context: bpy.types.Context) -> None:
-        self.layout.prop(self, "worker_python")
-        self.layout.prop(self, "device")
-        self.layout.operator("sos.check_worker", icon='CHECKMARK')
+        layout = self.layout
+        layout.prop(self, "worker_python")
+        layout.prop(self, "device")
+        gpus = layout.column()
+        gpus.active = self.device != 'CPU'
+        row = gpus.row(align=True)
+        count = row.row(align=True)
+        count.active = not self.use_all_gpus
+        count.prop(self, "stylize_gpus")
+        row.prop(self, "use_all_gpus", toggle=True)
+        gpus.prop(self, "render_gpu")
+        layout.operator("sos.check_worker", icon='CHECKMARK')
+        seen = checked_gpu_count()
+        if seen is not None:
+            layout.label(text=f"The worker sees {seen} CUDA GPU{'s' if seen != 1 else ''} (last Check)", icon='INFO')
+
+
+def checked_gpu_count() -> int | None:
+    """How many CUDA GPUs the configured worker reported at its last check in this session (None: not known)."""
+    try:
+        python, _ = configured_python()
+    except SplatInputError:
+        return None
+    info = cached_check(python) or {}
+    count = info.get("gpu_count")
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 CLASSES = (SplatStylizerPreferences,)

@@ -7,6 +7,11 @@ transparent background, otherwise the world colour. Colour: the worker renders d
 3DGS trains on; pixels are decoded to scene-linear for the render result, so with the Standard view
 transform saved images hold exactly the worker's colours (see colour.py). The viewport uses EEVEE, which
 draws the splat objects' display geometry.
+
+Animations (Render Animation, `blender -b file.blend -a` or `-f a..b` on a render farm): each frame renders the
+evaluated camera and object transforms of that frame, through the one render worker the first frame started.
+A failure (no worker Python on the node, a worker that cannot start) is reported as an error, which makes
+Blender stop the render; docs/render_farm.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Which Python runs the worker, on which device, and what that Python can do (its `--check` answer).
+"""Which Python runs the worker, on which device and GPUs, and what that Python can do (its `--check` answer).
 
 The worker's Python is looked up in this order: the add-on preference, the SOS_STYLIZER_PYTHON environment
 variable, a sos_worker.json written by install.py (in the add-on folder or the per-user sos-stylizer folder),
-and finally install.py's default environment.
+and finally install.py's default environment. Only the first needs saved preferences, so `blender -b` on a
+render farm node finds the worker through the other three (docs/render_farm.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from ..interchange.user_folder import PYTHON_ENV_VAR, SETTINGS_FILE, default_ven
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # the add-on's module: its preferences are stored under it
 ADDON_FOLDER = Path(__file__).resolve().parents[1]
 INSTALL_HINT = "set the worker Python in the add-on preferences, or run python install.py"
+FARM_HINT = (f"without saved preferences (blender -b, a render farm node) set {PYTHON_ENV_VAR} to the worker's "
+             f"Python or put a {SETTINGS_FILE} beside the add-on")
 UPDATE_HINT = "run python install.py again from the sos-stylizer folder this add-on came from"
 CHECK_TIMEOUT_S = 180
 _CHECKS: dict[tuple[str, int], dict] = {}
@@ -58,21 +61,72 @@ def configured_python() -> tuple[str, str]:
     default = venv_python(default_venv())
     if default.is_file():
         return str(default), "install.py's default environment"
-    raise SplatInputError(f"No worker Python is configured: {INSTALL_HINT}")
+    raise SplatInputError(f"No worker Python is configured: {INSTALL_HINT}; {FARM_HINT}")
 
 
 def worker_python() -> str:
     """The worker's Python executable, checked to exist."""
     python, source = configured_python()
     if not Path(python).is_file():
-        raise SplatInputError(f"Worker Python not found: {python} (from {source}); {INSTALL_HINT}")
+        raise SplatInputError(f"Worker Python not found: {python} (from {source}); {setting_fix(source)}")
     return python
+
+
+def setting_fix(source: str) -> str:
+    """How to correct the setting that named a worker Python that is not there."""
+    if source == PYTHON_ENV_VAR:
+        return f"set {PYTHON_ENV_VAR} to the worker's Python on this machine"
+    if source.endswith(SETTINGS_FILE):
+        return f"correct worker_python in {source}, or run python install.py"
+    return INSTALL_HINT
 
 
 def preferred_device() -> str:
     """auto, cuda or cpu, as chosen in the preferences."""
     prefs = addon_preferences()
     return prefs.device.lower() if prefs is not None else "auto"
+
+
+def preferred_render_gpu() -> int:
+    """Which CUDA GPU the render worker uses (0, the first, without preferences)."""
+    prefs = addon_preferences()
+    return prefs.render_gpu if prefs is not None else 0
+
+
+def requested_gpus() -> str:
+    """How many GPUs a stylization should use, as the preferences say: "1".."N" or "all"."""
+    prefs = addon_preferences()
+    if prefs is None:
+        return "1"
+    return "all" if prefs.use_all_gpus else str(prefs.stylize_gpus)
+
+
+def stylize_gpus(requested: str, device: str, info: dict) -> tuple[str | None, str | None]:
+    """The engine's --gpus for a stylization (None: one process) and a warning when the request cannot be met.
+
+    Args:
+        requested: "N" or "all" (requested_gpus()).
+        device: the device the job runs on (effective_device()).
+        info: the worker's --check; its gpu_count is how many CUDA GPUs the worker sees. An engine that does not
+            report it gets the request unchanged and checks it itself (``--gpus N``: only M CUDA GPUs visible).
+    Returns:
+        ("N" or "all", or None for one process; a warning or None)
+    """
+    if requested == "1":
+        return None, None
+    asked = "all GPUs" if requested == "all" else f"{requested} GPUs"
+    if device == "cpu":
+        return None, f"Stylize GPUs: {asked} asked for in the preferences, but the job runs on the CPU: one process"
+    count = info.get("gpu_count")
+    if not isinstance(count, int) or isinstance(count, bool):
+        return requested, None
+    if requested == "all":
+        return ("all" if count > 1 else None), None
+    if int(requested) > count:
+        return (str(count) if count > 1 else None), (
+            f"Stylize GPUs: {requested} asked for in the preferences, but the worker sees {count} CUDA "
+            f"GPU{'s' if count != 1 else ''}: using {count}")
+    return requested, None
 
 
 def worker_environment() -> dict[str, str]:
@@ -132,8 +186,12 @@ def last_line(text: str) -> str:
 
 
 def describe_check(info: dict) -> str:
-    """One line: engine and protocol versions, Python, torch, device, gsplat."""
+    """One line: engine and protocol versions, Python, torch, device (and how many GPUs), gsplat."""
     device = f"CUDA GPU {info.get('device')}" if info.get("cuda") else "no CUDA GPU (CPU only)"
+    count = info.get("gpu_count")
+    if info.get("cuda") and isinstance(count, int) and count > 1:
+        names = sorted({str(name) for name in info.get("gpu_names") or [info.get("device")]})
+        device = f"{count} CUDA GPUs ({', '.join(names)})"
     gsplat = f"gsplat {info['gsplat']}" if info.get("gsplat") else "gsplat missing"
     engine = f"engine {info.get('engine_version', '(version unknown)')}, protocol {worker_protocol(info)}"
     return f"{engine}, Python {info.get('python_version')}, torch {info.get('torch')}, {device}, {gsplat}"

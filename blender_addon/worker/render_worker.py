@@ -1,6 +1,6 @@
 """The long-lived render worker (`python -m core.worker --serve`): started on the first render, reused for
-every frame and render after it, restarted when it died or its Python or device changed, and shut down when
-the add-on is disabled or Blender quits.
+every frame and render after it (all frames of `blender -b -a` go to one worker process), restarted when it
+died or its Python, device or GPU changed, and shut down when the add-on is disabled or Blender quits.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ WAIT_S = 0.1
 class RenderWorker:
     """One worker process and its request/reply protocol (one JSON object per line each way)."""
 
-    def __init__(self, python: str, device: str, should_stop: Callable[[], bool]):
-        self.key = (python, device)
-        self.process = LineProcess(worker_command(python, "--serve", "--device", device), with_stdin=True)
+    def __init__(self, python: str, device: str, should_stop: Callable[[], bool], gpu: int = 0):
+        self.key = (python, device, gpu)
+        self.process = LineProcess(worker_command(python, *serve_arguments(device, gpu)), with_stdin=True)
         self.ids = itertools.count(1)
         ready = self.read_reply(lambda reply: reply.get("event") == READY_EVENT, START_TIMEOUT_S, should_stop)
         problem = protocol_problem(ready)
@@ -89,20 +89,27 @@ class RenderWorker:
         self.process.stop(grace_s=2.0)
 
 
+def serve_arguments(device: str, gpu: int) -> list[str]:
+    """`--serve` on a device; `--gpu K` only for a GPU other than the first (engines before it had no --gpu)."""
+    return ["--serve", "--device", device] + (["--gpu", str(gpu)] if gpu > 0 else [])
+
+
 _LOCK = threading.Lock()
 _WORKER: RenderWorker | None = None
 
 
-def render_request(python: str, device: str, payload: dict, should_stop: Callable[[], bool]) -> tuple[dict, str | None]:
+def render_request(python: str, device: str, payload: dict, should_stop: Callable[[], bool],
+                   gpu: int = 0) -> tuple[dict, str | None]:
     """(reply, start-up warning or None) for one request, through the shared worker (started as needed)."""
     global _WORKER
+    gpu = gpu if device != "cpu" else 0  # no GPU to choose: a changed choice needs no new worker
     with _LOCK:
         warning = None
-        if _WORKER is not None and (not _WORKER.alive() or _WORKER.key != (python, device)):
+        if _WORKER is not None and (not _WORKER.alive() or _WORKER.key != (python, device, gpu)):
             _WORKER.close()
             _WORKER = None
         if _WORKER is None:
-            _WORKER = RenderWorker(python, device, should_stop)
+            _WORKER = RenderWorker(python, device, should_stop, gpu)
             warning = _WORKER.warning
         try:
             return _WORKER.request(payload, should_stop), warning
