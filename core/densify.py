@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -99,6 +99,17 @@ class GradientStats:
         self.views.index_add_(0, ids, torch.ones_like(ids, dtype=torch.int32))
         radius = out.radii.float().amax(dim=-1)
         self.max_radius.scatter_reduce_(0, ids, radius, "amax")
+
+    def pooled(self, pool: Callable[[list[Tensor], list[Tensor]], None]) -> None:
+        """Make these the statistics of every rank's views: ``pool(sums, maxima)`` combines them in place
+        (core.distributed.pool_in_place)."""
+        pool([self.grad_sum, self.views], [self.max_radius])
+
+    def clear_sums(self) -> None:
+        """Zero the sums (not the largest radii): on every rank but one after pooling, so that the next pooling
+        counts them once (checkpoints hold the pooled statistics)."""
+        self.grad_sum.zero_()
+        self.views.zero_()
 
     def mean_gradient(self) -> Tensor:
         """[N] average over the views a Gaussian was drawn in (0 where never drawn)."""

@@ -227,6 +227,16 @@ def any_rank(flag: bool) -> bool:
     return bool(value.item())
 
 
+def pool_in_place(sums: Iterable[torch.Tensor], maxima: Iterable[torch.Tensor] = ()) -> None:
+    """Every rank's ``sums`` added and ``maxima`` maxed over ranks, in place (per-Gaussian statistics that each rank
+    gathered from its own views: densification decides from the pooled ones, so every rank splits the same)."""
+    if not current().active:
+        return
+    for tensors, op in ((sums, dist.ReduceOp.SUM), (maxima, dist.ReduceOp.MAX)):
+        for t in tensors:
+            dist.all_reduce(t, op=op)
+
+
 def decided_on_main(decide: Callable[[], torch.Tensor]) -> torch.Tensor:
     """Rank 0 runs ``decide()`` (a 1-D int64 tensor, e.g. indices of Gaussians to split); every rank gets it.
 

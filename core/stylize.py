@@ -363,6 +363,7 @@ class _Run:
         record = {"iteration": len(self.history) + 1, **({"view": drawn[0]} if len(drawn) == 1 else
                                                           {"views": drawn}), **terms}
         if self.densifier.due(record["iteration"]):
+            self.densifier.stats.pooled(distributed.pool_in_place)
             self.params, split = self.densifier.split(record["iteration"], self.params, self.optimizer,
                                                       self.views.culling_cameras())
             record["densify"] = asdict(split)
@@ -405,6 +406,8 @@ class _Run:
         self.optimizer = make_optimizer(self.params, self.settings.learning_rate, self.rates)
         self.optimizer.load_state_dict(state["optimizer"])
         self.densifier.load_state_dict(state["densify"])
+        if not distributed.current().is_main:  # the checkpoint's statistics are every rank's, pooled: count once
+            self.densifier.stats.clear_sums()
         self.rng.setstate(state["rng"])
         self.history = state["history"]
         self.start_iteration = state["iteration"]
@@ -478,9 +481,6 @@ def stylize(
     """
     settings = settings or StylizeSettings()
     check_settings(settings)
-    if settings.detail > 0 and distributed.current().world_size > 1:  # each rank would split other Gaussians
-        raise InputError("--detail with several GPUs: densification is not shared between processes yet; use one "
-                         "GPU, or detail 0")
     if not cameras:
         raise InputError("cameras: no cameras to render the scene from")
     t_start = time.perf_counter()
@@ -505,9 +505,12 @@ def stylize(
                       "eta_s": (settings.iterations - done) / max(rate, 1e-9), "densify_s": run.densifier.seconds})
         if preview is not None and _every(done, settings.preview_every, settings.iterations):
             preview(done, run.preview_image())
-        if (checkpoint is not None and settings.checkpoint_every and done % settings.checkpoint_every == 0
-                and distributed.current().is_main):
-            _save_checkpoint(checkpoint, run.checkpoint_state(scene.count))
+        if checkpoint is not None and settings.checkpoint_every and done % settings.checkpoint_every == 0:
+            run.densifier.stats.pooled(distributed.pool_in_place)
+            if distributed.current().is_main:
+                _save_checkpoint(checkpoint, run.checkpoint_state(scene.count))
+            else:
+                run.densifier.stats.clear_sums()
     t_end = time.perf_counter()
     steps = len(run.history) - run.start_iteration
     if steps and not cancelled:

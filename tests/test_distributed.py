@@ -52,6 +52,13 @@ def splat_arrays(result) -> dict[str, np.ndarray]:
     return {"dc": s.sh_dc(), "rest": s.sh_rest(), "opacity": s.opacity_logits()}
 
 
+DETAIL = dict(detail=1.0, densify_every=2, iterations=6)  # splits after iterations 2 and 4, geometry moving
+
+
+def detail_arrays(result) -> dict[str, np.ndarray]:
+    return {**splat_arrays(result), "means": result.splat.means(), "count": np.array(result.splat.count)}
+
+
 def rank_main(rank: int, port: int, folder: str) -> None:
     """One rank: every scenario in one process group; what it saw goes to rank<N>.pt."""
     torch.set_num_threads(1)
@@ -74,10 +81,17 @@ def rank_main(rank: int, port: int, folder: str) -> None:
                       should_stop=lambda: polls.append(1) or (rank == 1 and len(polls) > 2))
     resumed = stylize(scene, style, cameras, settings(checkpoint_every=1), checkpoint_path=out / "resume.pt")
     decided = distributed.decided_on_main(lambda: torch.arange(3) + 10 * (rank + 1))
+    split_full = stylize(scene, style, cameras, settings(**DETAIL))
+    polls.clear()
+    stylize(scene, style, cameras, settings(**DETAIL, checkpoint_every=1), checkpoint_path=out / "split.pt",
+            should_stop=lambda: polls.append(1) or (rank == 1 and len(polls) > 3))
+    split_resumed = stylize(scene, style, cameras, settings(**DETAIL, checkpoint_every=1),
+                            checkpoint_path=out / "split.pt")
     torch.save({"full": splat_arrays(full), "history": full.history, "events": len(events), "previews": previews,
                 "writes": writes, "stopped": (stopped.cancelled, len(stopped.history)),
                 "resumed": splat_arrays(resumed), "resumed_history": [h["iteration"] for h in resumed.history],
-                "decided": decided.tolist(), "ranks": distributed.current()}, out / f"rank{rank}.pt")
+                "decided": decided.tolist(), "ranks": distributed.current(), "split": detail_arrays(split_full),
+                "split_resumed": detail_arrays(split_resumed)}, out / f"rank{rank}.pt")
     distributed.teardown(wait_for_peers=True)
 
 
@@ -139,6 +153,24 @@ def test_resume_from_a_distributed_checkpoint_matches_the_uninterrupted_run(rank
     assert ranks[0]["resumed_history"] == list(range(1, ITERATIONS + 1))
     for name, values in ranks[0]["resumed"].items():
         np.testing.assert_allclose(values, ranks[0]["full"][name], rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_densification_splits_the_same_gaussians_on_every_rank(ranks):
+    """Each rank gathers image-plane gradients from its own view; pooled before each split, so both ranks split the
+    same Gaussians, as one process taking both views per step does."""
+    scene = inputs()[0]
+    reference = detail_arrays(stylize(scene, inputs()[1], inputs()[2], settings(**DETAIL, views_per_step=WORLD)))
+    assert int(ranks[0]["split"]["count"]) > scene.count
+    for name, values in ranks[0]["split"].items():
+        assert np.array_equal(values, ranks[1]["split"][name]), name
+        np.testing.assert_allclose(values, reference[name], rtol=0, atol=1e-5, err_msg=name)
+
+
+def test_a_distributed_detail_run_resumes_from_its_checkpoint(ranks):
+    """The checkpoint holds the statistics of both ranks' views since the last split, counted once on resume."""
+    for name, values in ranks[0]["split_resumed"].items():
+        np.testing.assert_allclose(values, ranks[0]["split"][name], rtol=0, atol=1e-5, err_msg=name)
+        assert np.array_equal(values, ranks[1]["split_resumed"][name]), name
 
 
 def test_decisions_made_on_rank_0_reach_every_rank(ranks):
