@@ -132,7 +132,7 @@ def timed_run(scene, style, cameras, settings: StylizeSettings, device: torch.de
     info = {"detail": settings.detail, "wall_s": wall, "it_per_s": result.timings["it_per_s"],
             "peak_gpu_mem_gib": result.timings.get("peak_gpu_mem_gib"), "allocated_before_gib": before,
             "gaussians": result.splat.count,
-            "densify": result.densify, "final_style_loss": result.history[-1]["style"]}
+            "densify": result.densify, "final_style_loss": result.history[-1]["style"], "statistics": result.statistics}
     return result, info
 
 

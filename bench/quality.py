@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.reset_peak_memory_stats(device)
         result = stylize(scene, painting, cameras, settings)
         numbers = judge.measure(result.splat)
-        run = {"label": label(config), "settings": asdict(settings), "timings": result.timings,
+        run = {"label": label(config), "settings": asdict(settings), "statistics": result.statistics,
+               "timings": result.timings,
                **numbers, "ratios": ratios(numbers, judge.capture),
                "final_terms": result.history[-1] if result.history else {}}
         report["runs"].append(run)
