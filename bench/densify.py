@@ -1,7 +1,8 @@
 """Does style-driven densification paint finer strokes? Colours only against detail on, same iterations.
 
     python bench/densify.py --scene ../shared/data/scenes/flowers --style ../shared/data/styles/X.jpg \
-        --resolution 7680 --iterations 150 --detail 3 --densify-every 25 --max-gpu-mem 24 --out OUT/densify_8k
+        --resolution 7680 --iterations 150 --detail 3 --densify-every 30 --max-gpu-mem 24 --eval-views 2 \
+        --out OUT/densify_8k --variants ';geometry_lr=1e-3'       # docs/benchmarks.md
     python bench/densify.py --demo --device cpu --resolution 64 --iterations 6 --densify-every 2 --out /tmp/d
 
 Per run: Gaussians before/after, wall time, peak GPU memory, densification rounds and their time. Judged on
