@@ -125,14 +125,17 @@ class GradientStats:
 
 
 def choose_parents(stats: GradientStats, *, threshold: float, dropout: float, room: int,
-                   generator: torch.Generator) -> tuple[Tensor, int]:
+                   generator: torch.Generator, eligible: Tensor | None = None) -> tuple[Tensor, int]:
     """Gaussians to split now (sorted ids) and how many were candidates before dropout and the room.
 
-    Candidates: drawn in at least one view, average gradient > ``threshold`` × the mean over those drawn, largest
-    footprint radius ≥ ``MIN_SPLIT_RADIUS_PX``. Each is kept with probability 1 − ``dropout`` (``generator``, on
-    the CPU so a run draws the same on any device); when more are kept than ``room``, the strongest gradients win.
+    Candidates: ``eligible`` (all when None; a region's selected Gaussians), drawn in at least one view, average
+    gradient > ``threshold`` × the mean over the eligible ones drawn, largest footprint radius
+    ≥ ``MIN_SPLIT_RADIUS_PX``. Each is kept with probability 1 − ``dropout`` (``generator``, on the CPU so a run
+    draws the same on any device); when more are kept than ``room``, the strongest gradients win.
     """
     seen = stats.views > 0
+    if eligible is not None:
+        seen = seen & eligible
     if room <= 0 or not bool(seen.any()):
         return torch.zeros(0, dtype=torch.long, device=stats.views.device), 0
     gradient = stats.mean_gradient()
@@ -259,14 +262,16 @@ class Densifier:
         return self.enabled and iteration % self.every == 0 and iteration <= self.last_round
 
     def split(self, iteration: int, tensors: PerGaussian, optimizer: torch.optim.Optimizer | None,
-              cameras: Sequence[tuple[Tensor, Tensor, int, int]]) -> tuple[PerGaussian, SplitRecord]:
-        """One round: choose, split, prune; returns the new tensors and what happened."""
+              cameras: Sequence[tuple[Tensor, Tensor, int, int]], eligible: Tensor | None = None
+              ) -> tuple[PerGaussian, SplitRecord]:
+        """One round: choose (among ``eligible`` [N] when given), split, prune; returns the new tensors and what
+        happened."""
         start = time.perf_counter()
         before = self.count
         rounds_left = (self.last_round - iteration) // self.every + 1
         room = -(-(self.limit - before) // rounds_left)
         parents, candidates = choose_parents(self.stats, threshold=self.threshold, dropout=self.dropout,
-                                             room=room, generator=self.generator)
+                                             room=room, generator=self.generator, eligible=eligible)
         tensors, children = self._split(tensors, parents, optimizer)
         pruned = self._prune(tensors, children, optimizer, cameras)
         tensors = pruned[0]

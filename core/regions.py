@@ -44,11 +44,15 @@ def load_region(path: str | Path, count: int) -> np.ndarray:
 
 
 def blend(original: Gaussians, optimised: Gaussians, region: torch.Tensor) -> Gaussians:
-    """original + region · (optimised − original) for colours and opacities (geometry is never optimised)."""
-    sh_weight, opacity_weight = region[:, None, None], region
-    return Gaussians(optimised.means, optimised.quats, optimised.log_scales,
-                     original.opacity_logits + opacity_weight * (optimised.opacity_logits - original.opacity_logits),
-                     original.sh + sh_weight * (optimised.sh - original.sh))
+    """original + region · (optimised − original) for colours, opacities, positions and scales (the last two move
+    only with detail on). With detail, ``original`` and ``region`` are gathered by the rows' input origin: a split
+    child takes its parent's weight and blends toward its parent's original values. Rotations are never optimised."""
+    def mix(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+        return before + region.reshape(-1, *([1] * (after.dim() - 1))) * (after - before)
+
+    return Gaussians(mix(original.means, optimised.means), optimised.quats,
+                     mix(original.log_scales, optimised.log_scales),
+                     mix(original.opacity_logits, optimised.opacity_logits), mix(original.sh, optimised.sh))
 
 
 def coverage_colours(g: Gaussians, region: torch.Tensor) -> Gaussians:

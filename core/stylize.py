@@ -273,7 +273,8 @@ class _Run:
         self.weights = sos.LossWeights(style_strength=settings.style_strength,
                                        content_weight=settings.content_weight)
         self.autocast = settings.bf16 and self.device.type == "cuda"
-        self.region = region
+        self.region_input = region
+        self.region, self.base = region, self.original  # per current row: see follow_origin
         self.statistics = self.resolve_statistics(cameras)
         if settings.preserve_colors:
             style_image = match_colours(style_image, *self.capture_colours(cameras))
@@ -284,7 +285,16 @@ class _Run:
 
     def current(self) -> Gaussians:
         g = gaussians_of(self.params)
-        return g if self.region is None else regions.blend(self.original, g, self.region)
+        return g if self.region is None else regions.blend(self.base, g, self.region)
+
+    def follow_origin(self) -> None:
+        """After a split or a restore, with a region: its weights and the original values per current row (a
+        child takes its parent's)."""
+        if self.region_input is None:
+            return
+        rows, o = self.densifier.origin, self.original
+        self.region = self.region_input[rows]
+        self.base = Gaussians(o.means[rows], o.quats[rows], o.log_scales[rows], o.opacity_logits[rows], o.sh[rows])
 
     def resolve_statistics(self, cameras: list[Camera]) -> str:
         """"object" or "frame": the setting, or for "auto" the scene's mean coverage of its views against
@@ -364,8 +374,10 @@ class _Run:
                                                           {"views": drawn}), **terms}
         if self.densifier.due(record["iteration"]):
             self.densifier.stats.pooled(distributed.pool_in_place)
+            eligible = None if self.region is None else self.region > 0  # a region's unselected rows stay as they are
             self.params, split = self.densifier.split(record["iteration"], self.params, self.optimizer,
-                                                      self.views.culling_cameras())
+                                                      self.views.culling_cameras(), eligible)
+            self.follow_origin()
             record["densify"] = asdict(split)
         record["gaussians"] = self.densifier.count
         self.history.append(record)
@@ -406,6 +418,7 @@ class _Run:
         self.optimizer = make_optimizer(self.params, self.settings.learning_rate, self.rates)
         self.optimizer.load_state_dict(state["optimizer"])
         self.densifier.load_state_dict(state["densify"])
+        self.follow_origin()
         if not distributed.current().is_main:  # the checkpoint's statistics are every rank's, pooled: count once
             self.densifier.stats.clear_sums()
         self.rng.setstate(state["rng"])
@@ -520,9 +533,11 @@ def stylize(
     if run.device.type == "cuda":
         timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
     geometry_changed = run.densifier.enabled or settings.moves_geometry
-    template = densify.splat_data(scene, run.densifier.origin, run.params) if geometry_changed else scene
+    final = run.current()
+    geometry = {"means": final.means, "quats": final.quats, "log_scales": final.log_scales}
+    template = densify.splat_data(scene, run.densifier.origin, geometry) if geometry_changed else scene
     report = {**run.densifier.report(), "settings": {name: getattr(settings, name) for name in DENSIFY_SETTINGS}}
-    return StylizeResult(run.current().to_splat_data(template), run.history, cancelled, str(run.device), run.backend,
+    return StylizeResult(final.to_splat_data(template), run.history, cancelled, str(run.device), run.backend,
                          timings, report, run.statistics)
 
 
@@ -531,9 +546,6 @@ def _region_tensor(region: torch.Tensor | np.ndarray | None, count: int,
     """The region as a float32 tensor [count] on the run's device; its length and range checked."""
     if region is None:
         return None
-    if settings.detail > 0:  # a region weighs the input's Gaussians; split children would need theirs carried
-        raise InputError("region: a region cannot be combined with detail > 0 yet; stylize the region with "
-                         "detail 0, or the whole scene with detail")
     values = torch.as_tensor(region, dtype=torch.float32).reshape(-1)
     if values.shape[0] != count or not bool(((values >= 0) & (values <= 1)).all()):
         raise InputError(f"region: need {count} values in 0..1 (one per Gaussian), got {values.shape[0]}")

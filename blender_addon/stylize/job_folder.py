@@ -28,14 +28,12 @@ from ..interchange.cameras import write_cameras_json
 from ..interchange.protocol import ARGS_FILE, CAMERAS_FILE, OUTPUT_FOLDER, REGION_FILE, SCENE_FILE, STYLE_STEM
 from ..interchange.settings import StylizeSettings, arguments
 from ..splats.export import export_splat
-from ..splats.selection import WHOLE, region_weights
+from ..splats.selection import region_weights
 
 JOB_PREFIX = "job_"
 KEEP_JOBS = 3
 IMAGE_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
                   "OPEN_EXR": ".exr", "TARGA": ".tga"}
-REGION_WITH_DETAIL = ("region: a region cannot be combined with detail > 0 yet; stylize the region with detail 0, "
-                      "or the whole scene with detail")  # the engine's own refusal (core/stylize.py), word for word
 
 
 def job_arguments(settings: StylizeSettings, style_name: str, region: bool = False) -> list[str]:
@@ -46,16 +44,9 @@ def job_arguments(settings: StylizeSettings, style_name: str, region: bool = Fal
     return files + (["--region", REGION_FILE] if region else []) + arguments(settings)
 
 
-def check_region_detail(region_source: str, detail: float) -> None:
-    """Refuse a region with Detail above 0 as the engine would, before anything is written or started."""
-    if region_source != WHOLE and detail > 0:
-        raise SplatInputError(REGION_WITH_DETAIL)
-
-
-def job_region(splat: bpy.types.Object, scene: bpy.types.Scene, settings: StylizeSettings) -> np.ndarray | None:
+def job_region(splat: bpy.types.Object, scene: bpy.types.Scene) -> np.ndarray | None:
     """The weights of the Stylize panel's Region for splat (None: the whole object); raises SplatInputError."""
     props = scene.sos_stylize
-    check_region_detail(props.region_source, settings.detail)
     return region_weights(splat, props.region_source, props.region_attribute)
 
 
@@ -124,7 +115,7 @@ def write_job(folder: Path, splat: bpy.types.Object, cameras: list[bpy.types.Obj
               style: bpy.types.Image | None, settings: StylizeSettings) -> None:
     """Fill a job folder: scene, cameras, style image, the region (Stylize panel's Region, if not the whole
     object), args.txt. Raises SplatInputError or OSError; the region is checked before anything is written."""
-    region = job_region(splat, scene, settings)
+    region = job_region(splat, scene)
     style_name = write_style(folder, style)
     write_job_cameras(folder / CAMERAS_FILE, splat, cameras, scene)
     count = export_splat(splat, folder / SCENE_FILE, apply_transform=False)

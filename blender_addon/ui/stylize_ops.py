@@ -9,7 +9,6 @@ from ..cameras.orbit import create_orbit_rig
 from ..errors import SplatInputError, run_reported
 from ..splats.edit_mode import object_mode
 from ..stylize import session as stylize_session
-from ..stylize.job_folder import check_region_detail
 from ..stylize.launch import active_splat, export_job, start_job
 from ..worker.config import check_problems, check_worker, describe_check, require_compatible, worker_python
 
@@ -34,9 +33,7 @@ class SOS_OT_stylize(bpy.types.Operator):
         return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        props = context.scene.sos_stylize
         try:
-            check_region_detail(props.region_source, props.detail)
             with object_mode(active_splat(context)):  # the latest edits and selection, then back to Edit mode
                 job = start_job(context)
         except SplatInputError as error:

@@ -182,29 +182,30 @@ def test_bad_regions_are_refused_in_one_line_and_change_nothing(worker_addon, tm
     assert set(worker_addon.stylize.job_folder.jobs_root().glob("job_*")) == jobs
 
 
-def test_a_region_with_detail_is_refused_before_launching_in_the_engines_words(worker_addon,
-                                                                               tmp_path: Path) -> None:
-    obj = set_up_stylize(tmp_path)
+def test_detail_inside_a_region_splits_only_there(worker_addon, tmp_path: Path) -> None:
+    """Region and Detail together: the job carries both, and the engine splits and reshapes only the selected
+    Gaussians; every unselected row comes back bit for bit."""
+    obj = set_up_stylize(tmp_path, iterations=4)
     props = bpy.context.scene.sos_stylize
-    props.region_source, props.detail = 'SELECTED', 1.0
-    before = snapshot(obj)
-    configure(worker_addon, python=str(tmp_path / "nowhere" / "python"))  # refused before the worker is looked at
-    with pytest.raises(RuntimeError) as error:
-        bpy.ops.sos.stylize()
-    with pytest.raises(RuntimeError) as exported:
-        bpy.ops.sos.export_job(directory=str(tmp_path / "refused"))
-    assert reported(error) == reported(exported) == worker_addon.stylize.job_folder.REGION_WITH_DETAIL
-    assert_unchanged(before, obj)
-    assert not (tmp_path / "refused" / "args.txt").exists()
-
-    props.region_source = 'WHOLE'  # the engine given the same job with a region says the same
+    props.region_source, props.detail, props.densify_every = 'SELECTED', 1.0, 2
+    count = len(obj.data.vertices)
+    selected = np.zeros(count, bool)
+    selected[::2] = True
+    obj.data.vertices.foreach_set("select", selected)
     job = export_job(tmp_path / "job")
-    np.save(job / "region.npy", np.ones(len(obj.data.vertices), np.float32))
-    done = subprocess.run([worker_python(), "-m", "core", "@args.txt", "--region", "region.npy", "--json-progress"],
-                          cwd=job, capture_output=True, text=True, timeout=TIMEOUT_S, env=worker_env())
-    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert done.returncode == 2 and events[-1]["event"] == "error", done.stderr[-2000:]
-    assert events[-1]["message"] == worker_addon.stylize.job_folder.REGION_WITH_DETAIL
+    args = (job / "args.txt").read_text().split()
+    assert args[args.index("--region") + 1] == "region.npy" and float(args[args.index("--detail") + 1]) == 1.0
+    done = subprocess.run([worker_python(), "-m", "core", "@args.txt", "--json-progress"], cwd=job,
+                          capture_output=True, text=True, timeout=TIMEOUT_S, env=worker_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    source, result = read_ply_columns(job / "scene.ply"), read_ply_columns(job / "out" / "stylized.ply")
+    names = sorted(source)
+    rows_in = np.stack([source[n] for n in names], 1)
+    rows_out = {row.tobytes() for row in np.stack([result[n] for n in names], 1)}
+    assert len(result["x"]) > count  # split
+    assert all(row.tobytes() in rows_out for row in rows_in[~selected])  # the unselected rows, untouched
+    changed = [row.tobytes() not in rows_out for row in rows_in[selected]]
+    assert np.mean(changed) > 0.5, np.mean(changed)  # the selected ones seen by the cameras changed
 
 
 @pytest.mark.skipif(not HAS_NATIVE, reason=f"bpy {bpy.app.version_string} has no native Gaussian splats (5.3+)")
