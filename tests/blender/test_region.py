@@ -2,7 +2,6 @@
 attribute or a vertex group becomes the job's region file, aligned with the exported rows, and the real CPU
 worker changes only those Gaussians; bad regions are refused in one line with the scene left as it was."""
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import bmesh
 import bpy
 import numpy as np
 import pytest
-from stylize_helpers import (assert_unchanged, configure, positions, raw_column, set_up_stylize, snapshot,
+from stylize_helpers import (assert_unchanged, positions, raw_column, set_up_stylize, snapshot,
                              worker_env, worker_python, write_scene, write_style)
 from test_blender_stylize import draw
 
