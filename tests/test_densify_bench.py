@@ -1,23 +1,17 @@
 """bench/densify.py end to end at a tiny size on CPU: one colours-only run against several detail variants, and a
 variant run alone against an earlier summary's colours-only run."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "densify.py"
 TINY = ["--demo", "--device", "cpu", "--resolution", "48", "--iterations", "4", "--densify-every", "2",
         "--eval-views", "2"]
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("densify_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(bench_script):
+    return bench_script("densify")
 
 
 def test_variants_are_parsed_as_typed_settings(bench):

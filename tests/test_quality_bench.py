@@ -1,8 +1,6 @@
 """bench/quality.py end to end at a tiny size on CPU: a sweep in one process, the judge's numbers, the sheet."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -12,15 +10,11 @@ from core.demo import demo_scene, demo_style
 from core.images import save_png
 from interchange.ply import write_ply
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
 
 
 @pytest.fixture(scope="module")
-def quality():
-    spec = importlib.util.spec_from_file_location("quality_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def quality(bench_script):
+    return bench_script("quality")
 
 
 def test_sweep_writes_numbers_and_a_contact_sheet(quality, tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 import bpy
 import pytest
 from stylize_helpers import configure, import_scene, set_up_stylize, write_scene
+from test_blender_addon_package import LayoutRecorder
 from test_render_farm import tree_worker
 
 from interchange.protocol import PROTOCOL_VERSION
@@ -92,19 +93,6 @@ def test_check_reports_the_gpu_count_and_the_preferences_show_it(worker_addon, t
     assert "4 CUDA GPUs (Fake GPU)" in config.describe_check(config.cached_check(four))
     labels = [kwargs["text"] for name, _, kwargs in draw_preferences(worker_addon).calls if name == "label"]
     assert "The worker sees 4 CUDA GPUs (last Check)" in labels
-
-
-class LayoutRecorder:
-    """Stands in for a layout: records every call, returns itself for rows and columns."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple, dict]] = []
-
-    def __getattr__(self, name: str):
-        def record(*args, **kwargs):
-            self.calls.append((name, args, kwargs))
-            return self
-        return record
 
 
 def draw_preferences(addon) -> LayoutRecorder:
