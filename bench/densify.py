@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resolution", type=int, default=3840, help="render long side (3840: 4K, 7680: 8K)")
     p.add_argument("--aspect", type=float, default=16 / 9, help="render width / height (cameras are widened)")
     p.add_argument("--iterations", type=int, default=150)
-    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--lr", type=float, default=StylizeSettings.learning_rate)
     p.add_argument("--detail", type=float, default=3.0, help="the detail run's --detail (colours only: 0)")
     p.add_argument("--densify-every", type=int, default=StylizeSettings.densify_every)
     p.add_argument("--densify-threshold", type=float)

@@ -51,8 +51,8 @@ from core.vgg import ALL_LAYERS, CONTENT_LAYER, STYLE_LAYERS, load_vgg19  # noqa
 CAMERA_NAMES = ("cameras.json", "orbit_cameras.json")
 MEASURES = ("style_frame", "style_object", "content_frame", "content_object")
 BASELINE = {"statistics": "frame", "balance": "sgsst", "style_strength": 1.0, "preserve_colors": False,
-            "stroke_scale": 1.0}
-"""Today's default before object statistics and the relative balance (SGSST's released weights)."""
+            "stroke_scale": 1.0, "learning_rate": 0.05}
+"""The default before object statistics and the relative balance: SGSST's released weights, lr 0.05."""
 
 
 @contextmanager
@@ -258,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-colors", default="off", help="comma-separated: off, on")
     p.add_argument("--stroke-scales", default="1", help="comma-separated stroke scales")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (run-to-run spread)")
-    p.add_argument("--baseline", action="store_true", help="also run today's default (frame statistics, SGSST "
-                   "weights, strength 1)")
+    p.add_argument("--baseline", action="store_true", help="also run the old default (frame statistics, SGSST "
+                   "weights, strength 1, lr 0.05)")
     p.add_argument("--min-short-side", type=int, default=StylizeSettings.min_short_side)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-bf16", action="store_true")

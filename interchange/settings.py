@@ -98,10 +98,10 @@ class StylizeSettings:
         600, label="Iterations", low=0, high=1_000_000, soft=(1, 100_000), group=MAIN,
         help="optimisation steps, one random view each")
     style_strength: float = setting(
-        10.0, label="Style Strength", low=0.0, soft=(0.0, 100.0), group=MAIN, digits=1,
-        help="how far the result moves from the capture toward the painting: 0 keeps the capture, 10 (measured on "
-             "an object and a full scene: docs/quality.md) paints it while faces, text and edges stay recognisable, "
-             "higher values trade structure for style (with balance relative)")
+        30.0, label="Style Strength", low=0.0, soft=(0.0, 100.0), group=MAIN, digits=1,
+        help="how far the result moves from the capture toward the painting: 0 keeps the capture, 30 (measured on "
+             "an object and a full scene: docs/quality.md) paints it while outlines, edges and large shapes stay "
+             "recognisable, lower values keep more of the capture (with balance relative)")
     content_weight: float = setting(
         1.0, label="Content Weight", low=0.0, soft=(0.0, 10.0), group=MAIN,
         help="how strongly the stylized views keep the original's structure")
@@ -145,7 +145,7 @@ class StylizeSettings:
         1, label="Views per Step", low=1, high=64, soft=(1, 8), metavar="V",
         help="views rendered per step in each process, their gradients averaged (with N GPUs a step takes V x N)")
     learning_rate: float = setting(
-        0.05, label="Learning Rate", flag="--lr", above=0.0, high=10.0, soft=(0.001, 0.5), digits=3,
+        0.1, label="Learning Rate", flag="--lr", above=0.0, high=10.0, soft=(0.001, 0.5), digits=3,
         help="Adam learning rate")
     seed: int = setting(
         0, label="Seed", low=0, high=2**64 - 1, help="random seed (view order, initialisation)")

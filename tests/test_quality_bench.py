@@ -9,7 +9,7 @@ from core.cameras import orbit_cameras, save_cameras_json
 from core.demo import demo_scene, demo_style
 from core.images import save_png
 from interchange.ply import write_ply
-
+from interchange.settings import StylizeSettings
 
 
 @pytest.fixture(scope="module")
@@ -40,5 +40,7 @@ def test_sweep_writes_numbers_and_a_contact_sheet(quality, tmp_path):
         assert (run["ratios"]["mean"]["style_frame"] == pytest.approx(1.0, abs=1e-6)) == untouched, run["label"]
         assert (run["mean"]["content_frame"] == 0) == untouched, run["label"]
         assert run["settings"]["iterations"] == 3 and run["timings"]["it_per_s"] > 0
+    rates = [run["settings"]["learning_rate"] for run in report["runs"]]
+    assert rates == [0.05] + [StylizeSettings.learning_rate] * 4  # the baseline is the old default, whatever --lr
     with Image.open(out / "contact_sheet.jpg") as sheet:
         assert sheet.format == "JPEG" and sheet.size == (6 * 36, 16 + 2 * 36)

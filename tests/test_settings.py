@@ -57,7 +57,7 @@ def test_schema_is_the_engines_settings_class():
 
 def test_defaults_are_the_engines():
     s = StylizeSettings()
-    assert (s.iterations, s.resolution, s.learning_rate, s.optimize, s.preview_every) == (600, 1024, 0.05, "color", 0)
+    assert (s.iterations, s.resolution, s.learning_rate, s.optimize, s.preview_every) == (600, 1024, 0.1, "color", 0)
     assert (schema.BY_NAME["resolution"].spec.low, schema.BY_NAME["resolution"].spec.high) == (16, 16384)
     s.validate()
 
