@@ -112,6 +112,50 @@ def test_a_named_float_attribute_stylizes_by_its_weights(worker_addon, tmp_path:
     assert_only_region_changed(source, bpy.data.objects["tiny (stylized)"], weights.astype(np.float32))
 
 
+def inverted_painting(path: Path, source: Path) -> bpy.types.Image:
+    """A second painting: the first one's colours inverted, saved as its own PNG file."""
+    image = bpy.data.images.load(str(source))
+    pixels = np.empty(len(image.pixels), np.float32)
+    image.pixels.foreach_get(pixels)
+    pixels = pixels.reshape(-1, 4)
+    pixels[:, :3] = 1.0 - pixels[:, :3]
+    image.pixels.foreach_set(pixels.ravel())
+    image.filepath_raw, image.file_format = str(path), 'PNG'
+    image.save()
+    return bpy.data.images.load(str(path))
+
+
+def test_two_paintings_for_two_regions_by_stylizing_the_result_again(worker_addon, tmp_path: Path) -> None:
+    """docs/quality.md, "Two paintings": Stylize one selection with one painting, then the complementary
+    selection of the stylized object with another. The second job paints with the second painting and leaves the
+    first region exactly as the first job left it."""
+    obj = set_up_stylize(tmp_path, iterations=3)
+    props = bpy.context.scene.sos_stylize
+    count = len(obj.data.vertices)
+    first = random_half(count)
+    source = {name: raw_column(obj, name) for name in KEPT}
+    props.region_source = 'SELECTED'
+    obj.data.vertices.foreach_set("select", first)
+    assert bpy.ops.sos.stylize() == {'FINISHED'}
+    once = bpy.context.view_layer.objects.active
+    assert once.name == "tiny (stylized)"
+    assert_only_region_changed(source, once, first.astype(np.float32))
+
+    props.style_image = inverted_painting(tmp_path / "second.png", tmp_path / "style.png")
+    once.data.vertices.foreach_set("select", ~first)
+    painted = {name: raw_column(once, name) for name in KEPT}
+    assert bpy.ops.sos.stylize() == {'FINISHED'}
+    job = worker_addon.stylize.session.SESSION.last_job
+    assert job.events[-1]["event"] == "done"
+    twice = bpy.context.view_layer.objects.active
+    assert twice not in (obj, once)
+    assert_only_region_changed(painted, twice, (~first).astype(np.float32))
+    for name in KEPT:  # the first region still has the first painting's colours, bit for bit
+        np.testing.assert_array_equal(raw_column(twice, name)[first], painted[name][first], err_msg=name)
+    style = (job.folder / "args.txt").read_text().splitlines()[1]
+    assert (job.folder / style).read_bytes() == (tmp_path / "second.png").read_bytes()
+
+
 def test_vertex_groups_and_boolean_attributes_become_the_jobs_region(addon, tmp_path: Path) -> None:
     """Export Stylize Job (no engine run): the region file holds the vertex group's weights (0 outside it) or
     the boolean attribute, and the search offers the object's own attributes and groups, not its splat data."""
