@@ -39,7 +39,7 @@ from core.gaussians import Gaussians  # noqa: E402
 from core.images import load_image, side_by_side, to_uint8  # noqa: E402
 from interchange.ply import SplatData, read_ply  # noqa: E402
 from core.render import pick_backend, render  # noqa: E402
-from core.stylize import StylizeSettings, resolve_device, stylize  # noqa: E402
+from core.stylize import DENSIFY_SETTINGS, StylizeSettings, resolve_device, stylize  # noqa: E402
 from core.vgg import STYLE_LAYERS, load_vgg19  # noqa: E402
 
 DEPTH_TOLERANCE = 0.02  # a warped pixel is occluded when its depth differs from the other view's by > 2 %
@@ -258,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         plans = plans[1:]
     for settings in plans:
         result, info = timed_run(scene, style, wide, settings, device)
-        info["overrides"] = {k: getattr(settings, k) for k in ("detail", "densify_every", "densify_threshold",
-                                                               "densify_dropout", "geometry_lr")}
+        info["overrides"] = {k: getattr(settings, k) for k in DENSIFY_SETTINGS}
         info.update(judge.measure(result.splat))
         runs.append(info)
         crops.append(judge.render(Gaussians.from_splat_data(result.splat, device), views[0])[0].cpu())

@@ -42,8 +42,8 @@ GEOMETRY = ("means", "log_scales")
 GEOMETRY_SCALE_LR_RATIO = 30.0
 DENSIFY_SETTINGS = ("detail", "densify_every", "densify_threshold", "densify_dropout", "geometry_lr")
 CHECKPOINT_FORMAT = 2
-# Colour preservation measures the capture's colours on renders with at most this long side (and auto statistics
-# the scene's coverage).
+# The start-up survey of the capture (colour preservation's colours, auto statistics' coverage) renders the views
+# with at most this long side.
 COLOUR_SAMPLE_SIDE = 512
 # statistics="auto" takes whole-frame statistics when the scene covers at least this share of its views on average:
 # then the background is the minority and matching the frame's statistics does not push the scene to extremes
@@ -246,6 +246,26 @@ def _is_checkpoint(state: object) -> bool:
             and len({t.shape[0] for t in params.values()}) == 1)
 
 
+class _Survey:
+    """The capture seen from every view at start-up: its mean coverage (alpha) over the views, and the colour
+    moments of its pixels over the whole frame ("frame") and weighted by what the scene, or its region, covers
+    ("object")."""
+
+    def __init__(self) -> None:
+        self.alphas: list[float] = []
+        self.colours = {"frame": ColourMoments(), "object": ColourMoments()}
+
+    def add(self, pixels: torch.Tensor, alpha: torch.Tensor, selected: torch.Tensor) -> None:
+        """One view: its pixels [H, W, 3], alpha and selected coverage [1, 1, H, W]."""
+        self.alphas.append(float(alpha.mean()))
+        self.colours["frame"].add(pixels)
+        self.colours["object"].add(pixels, selected)
+
+    @property
+    def coverage(self) -> float:
+        return sum(self.alphas) / len(self.alphas)
+
+
 class _Run:
     """One stylization's state: the scene being optimised, its views, loss targets, optimizer and history."""
 
@@ -275,9 +295,10 @@ class _Run:
         self.autocast = settings.bf16 and self.device.type == "cuda"
         self.region_input = region
         self.region, self.base = region, self.original  # per current row: see follow_origin
-        self.statistics = self.resolve_statistics(cameras)
+        survey = self.survey(cameras) if settings.preserve_colors or self.needs_coverage() else None
+        self.statistics = self.resolve_statistics(survey)
         if settings.preserve_colors:
-            style_image = match_colours(style_image, *self.capture_colours(cameras))
+            style_image = match_colours(style_image, *survey.colours[self.statistics].mean_covariance())
         self.style = style_image.permute(2, 0, 1).unsqueeze(0).to(self.device)
         self._style_targets: dict[tuple[int, int], tuple[sos.StyleTargets, list | None]] = {}
         self.history: list[dict] = []
@@ -296,19 +317,18 @@ class _Run:
         self.region = self.region_input[rows]
         self.base = Gaussians(o.means[rows], o.quats[rows], o.log_scales[rows], o.opacity_logits[rows], o.sh[rows])
 
-    def resolve_statistics(self, cameras: list[Camera]) -> str:
-        """"object" or "frame": the setting, or for "auto" the scene's mean coverage of its views against
-        AUTO_FRAME_COVERAGE (a region is always matched over its own coverage: "object")."""
+    def needs_coverage(self) -> bool:
+        """Whether the statistics depend on the scene's coverage: "auto" without a region."""
+        return self.settings.statistics == "auto" and self.region is None
+
+    def resolve_statistics(self, survey: _Survey | None) -> str:
+        """"object" or "frame": the setting, or for "auto" the survey's mean coverage against AUTO_FRAME_COVERAGE
+        (a region is always matched over its own coverage: "object")."""
         if self.settings.statistics != "auto":
             return self.settings.statistics
-        if self.region is not None:
+        if not self.needs_coverage():
             return "object"
-        side = min(self.settings.resolution, COLOUR_SAMPLE_SIDE)
-        views = _Views([c.with_long_side(side) for c in cameras], self.device)
-        with torch.no_grad():
-            covered = [float(views.render_with_alpha(self.original, i, self.background, self.backend)[1].mean())
-                       for i in range(len(cameras))]
-        return "frame" if sum(covered) / len(covered) >= AUTO_FRAME_COVERAGE else "object"
+        return "frame" if survey.coverage >= AUTO_FRAME_COVERAGE else "object"
 
     def coverage(self, g: Gaussians, i: int, alpha: torch.Tensor) -> sos.Coverage | None:
         """Object statistics' weights for view i rendered from `g` (None for frame statistics)."""
@@ -324,18 +344,17 @@ class _Run:
             black = torch.zeros_like(self.background)
             return views.render(regions.coverage_colours(g, self.region), i, black, self.backend)[:, :1]
 
-    def capture_colours(self, cameras: list[Camera]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Colour mean and covariance of the unmodified scene over all views (coverage-weighted for object
-        statistics), from renders of at most COLOUR_SAMPLE_SIDE px."""
+    def survey(self, cameras: list[Camera]) -> _Survey:
+        """One pass over the unmodified scene's views, rendered at most COLOUR_SAMPLE_SIDE px: what auto statistics
+        and colour preservation need, so neither renders the views again."""
         side = min(self.settings.resolution, COLOUR_SAMPLE_SIDE)
         views = _Views([c.with_long_side(side) for c in cameras], self.device)
-        frame = self.statistics == "frame"
-        moments = ColourMoments()
+        survey = _Survey()
         with torch.no_grad():
             for i in range(len(cameras)):
                 image, alpha = views.render_with_alpha(self.original, i, self.background, self.backend)
-                moments.add(image[0].permute(1, 2, 0), None if frame else self.selected(views, self.original, i, alpha))
-        return moments.mean_covariance()
+                survey.add(image[0].permute(1, 2, 0), alpha, self.selected(views, self.original, i, alpha))
+        return survey
 
     def style_targets(self, h: int, w: int) -> tuple[sos.StyleTargets, list | None]:
         """Style statistics and memory plan per render size (computed once per run)."""
