@@ -62,7 +62,7 @@ class SOS_PG_stylize_settings(bpy.types.PropertyGroup):
     region_source: EnumProperty(
         name="Region", items=REGION_SOURCES, default=WHOLE,
         description="Which part of the splat object is stylized; the rest keeps its colours and still counts as "
-                    "content (not with Detail above 0)")
+                    "content (with Detail, only this part is split)")
     region_attribute: StringProperty(
         name="Attribute", search=search_region_attributes,
         description="The point attribute (Float or Boolean) or vertex group whose values, 0..1, say how much of "
