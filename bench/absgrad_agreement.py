@@ -60,7 +60,7 @@ def main() -> int:
     args = p.parse_args()
     if args.scene is None:
         scene = demo_scene(count=20000, seed=3)
-        cameras = orbit_cameras(scene.means(), scene.opacity_logits(), count=1)
+        cameras = orbit_cameras(scene.means(), scene.opacity(), count=1)
     else:
         scene, cameras = read_ply(args.scene / "point_cloud.ply"), load_cameras(args.scene / "orbit_cameras.json")
     g = Gaussians.from_splat_data(scene, "cuda")

@@ -88,10 +88,10 @@ def widen(camera: Camera, aspect: float) -> Camera:
 def load_inputs(args: argparse.Namespace) -> tuple[SplatData, torch.Tensor, list[Camera]]:
     if args.demo:
         scene = demo_scene(count=1500, seed=1)
-        return scene, demo_style(128), orbit_cameras(scene.means(), scene.opacity_logits(), count=8)
+        return scene, demo_style(128), orbit_cameras(scene.means(), scene.opacity(), count=8)
     scene = read_ply(args.scene / "point_cloud.ply")
     cams_file = args.scene / "orbit_cameras.json"
-    cameras = load_cameras(cams_file) if cams_file.is_file() else orbit_cameras(scene.means(), scene.opacity_logits())
+    cameras = load_cameras(cams_file) if cams_file.is_file() else orbit_cameras(scene.means(), scene.opacity())
     return scene, load_image(args.style), cameras
 
 

@@ -37,12 +37,12 @@ def load_inputs(args: argparse.Namespace) -> tuple[SplatData, torch.Tensor, list
     """The scene (point_cloud.ply + orbit_cameras.json of a folder, else the demo scene), painting and cameras."""
     if args.scene is None:
         scene = demo_scene(count=args.demo_gaussians, seed=1)
-        cameras = orbit_cameras(scene.means(), scene.opacity_logits(), count=6)
+        cameras = orbit_cameras(scene.means(), scene.opacity(), count=6)
     else:
         scene = read_ply(args.scene / "point_cloud.ply")
         cams_file = args.scene / "orbit_cameras.json"
         cameras = (load_cameras(cams_file) if cams_file.is_file()
-                   else orbit_cameras(scene.means(), scene.opacity_logits()))
+                   else orbit_cameras(scene.means(), scene.opacity()))
     style = load_image(args.style) if args.style else demo_style(512)
     return scene, style, cameras
 

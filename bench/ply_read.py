@@ -34,7 +34,7 @@ def synthetic_scene_file(folder: Path, count: int) -> Path:
         means=rng.normal(size=(count, 3)).astype(np.float32),
         quats=rng.normal(size=(count, 4)).astype(np.float32),
         log_scales=rng.normal(-4.0, 1.0, size=(count, 3)).astype(np.float32),
-        opacity_logits=rng.normal(size=count).astype(np.float32),
+        opacity=rng.normal(size=count).astype(np.float32),
         sh_dc=rng.normal(size=(count, 3)).astype(np.float32),
         sh_rest=rng.normal(0.0, 0.1, size=(count, 15, 3)).astype(np.float32),
     )

@@ -73,7 +73,7 @@ def main() -> int:
     scene = read_ply(args.scene / "point_cloud.ply")
     style = load_image(args.style)
     cams_file = args.scene / "orbit_cameras.json"
-    base = load_cameras(cams_file) if cams_file.is_file() else orbit_cameras(scene.means(), scene.opacity_logits())
+    base = load_cameras(cams_file) if cams_file.is_file() else orbit_cameras(scene.means(), scene.opacity())
     cameras = [_widen(c, args.aspect) for c in base]
     summary = {"scene": str(args.scene), "style": str(args.style), "resolution": args.resolution,
                "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "runs": []}

@@ -115,7 +115,7 @@ def _count(mask: np.ndarray, total: int) -> str:
 
 def _opaque(scene: SplatData) -> np.ndarray:
     """Gaussians the renderers draw: opacity sigmoid(logit) at least MIN_VISIBLE_OPACITY."""
-    return scene.opacity_logits() >= math.log(MIN_VISIBLE_OPACITY / (1 - MIN_VISIBLE_OPACITY))
+    return scene.opacity() >= math.log(MIN_VISIBLE_OPACITY / (1 - MIN_VISIBLE_OPACITY))
 
 
 def _check_opacity(scene: SplatData, source: str) -> None:

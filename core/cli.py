@@ -83,7 +83,7 @@ def choose_cameras(args: argparse.Namespace, scene: SplatData) -> tuple[list[Cam
         return load_cameras(path), str(path)
     if args.views < 1:
         raise InputError(f"--views: need at least one orbit camera (got {args.views})")
-    cams = orbit_cameras(scene.means(), scene.opacity_logits(), count=args.views)
+    cams = orbit_cameras(scene.means(), scene.opacity(), count=args.views)
     return cams, f"orbit rig ({len(cams)} views)"
 
 

@@ -54,11 +54,11 @@ class Gaussians:
     def from_splat_data(cls, data: SplatData, device: torch.device | str = "cpu") -> Gaussians:
         """Tensors (float32) of a PLY scene; the PLY's other properties stay in ``data``."""
         sh = np.concatenate([data.sh_dc()[:, None, :], data.sh_rest()], axis=1)
-        arrays = (data.means(), data.quats(), data.log_scales(), data.opacity_logits(), sh)
+        arrays = (data.means(), data.quats(), data.log_scales(), data.opacity(), sh)
         return cls(*(torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=device) for a in arrays))
 
     def to_splat_data(self, template: SplatData) -> SplatData:
         """``template`` with this scene's colours (all SH bands) and opacities written back; the rest untouched."""
         sh = self.sh.detach().to("cpu", torch.float32).numpy()
         out = template.with_sh(sh[:, 0, :], sh[:, 1:, :])
-        return out.with_opacity_logits(self.opacity_logits.detach().to("cpu", torch.float32).numpy())
+        return out.with_opacity(self.opacity_logits.detach().to("cpu", torch.float32).numpy())

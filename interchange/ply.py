@@ -29,9 +29,19 @@ PLY_TYPES = {
 }
 TYPE_WORDS = {"i1": "char", "u1": "uchar", "i2": "short", "u2": "ushort", "i4": "int", "u4": "uint",
               "f4": "float", "f8": "double"}
+# The one vocabulary of a scene's per-Gaussian values (raw 3DGS parameters: log scales, opacity logits,
+# un-normalised w,x,y,z quaternions, SH coefficients), shared by the PLY, the engine's tensors and the add-on:
+# each value's name, and the PLY columns that hold it. sh_rest's columns depend on the SH degree (rest_names).
 POSITION = ("x", "y", "z")
-REQUIRED = POSITION + ("f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
-                       "rot_0", "rot_1", "rot_2", "rot_3")
+NORMAL = ("nx", "ny", "nz")
+SH_DC = ("f_dc_0", "f_dc_1", "f_dc_2")
+OPACITY = "opacity"
+SCALE = ("scale_0", "scale_1", "scale_2")
+ROTATION = ("rot_0", "rot_1", "rot_2", "rot_3")
+REST_PREFIX = "f_rest_"
+GAUSSIAN_VALUES = ("means", "quats", "log_scales", "opacity", "sh_dc", "sh_rest")
+COLUMNS = {"means": POSITION, "quats": ROTATION, "log_scales": SCALE, "opacity": (OPACITY,), "sh_dc": SH_DC}
+REQUIRED = POSITION + SH_DC + (OPACITY,) + SCALE + ROTATION
 REST_COUNT_TO_DEGREE = {0: 0, 9: 1, 24: 2, 45: 3, 72: 4}
 SUPPORTED_FORMAT = "binary_little_endian"
 MAX_HEADER_BYTES = 1 << 20
@@ -53,7 +63,7 @@ def sh_degree_from_rest_count(count: int, source: str | Path = "") -> int:
 
 def rest_names(count: int) -> list[str]:
     """f_rest_0 .. f_rest_{count-1}."""
-    return [f"f_rest_{i}" for i in range(count)]
+    return [f"{REST_PREFIX}{i}" for i in range(count)]
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,7 @@ class PlyHeader:
 
     @property
     def sh_degree(self) -> int:
-        return REST_COUNT_TO_DEGREE[sum(name.startswith("f_rest_") for name in self.names)]
+        return REST_COUNT_TO_DEGREE[sum(name.startswith(REST_PREFIX) for name in self.names)]
 
     def with_vertex_count(self, count: int) -> PlyHeader:
         """The same header with its ``element vertex`` line set to count (every other byte untouched)."""
@@ -212,7 +222,7 @@ def _check_properties(properties: list[PlyProperty], source: str | Path) -> None
                  if (p.name in REQUIRED or p.name.startswith("f_")) and p.dtype.kind != "f"]
     if not_float:
         raise _problem(source, f"required and SH properties must be float, found: {', '.join(not_float)}")
-    rest = [n for n in names if n.startswith("f_rest_")]
+    rest = [n for n in names if n.startswith(REST_PREFIX)]
     sh_degree_from_rest_count(len(rest), source)
     if sorted(rest) != sorted(rest_names(len(rest))):
         raise _problem(source, f"f_rest properties are not numbered f_rest_0..f_rest_{len(rest) - 1}")
@@ -272,7 +282,7 @@ class SplatData:
 
     def sh_dc(self) -> np.ndarray:
         """Degree-0 SH coefficients [N, 3] (R, G, B)."""
-        return self._column_block(["f_dc_0", "f_dc_1", "f_dc_2"])
+        return self._column_block(list(SH_DC))
 
     def sh_rest(self) -> np.ndarray:
         """Higher SH coefficients [N, M, 3], M = (d+1)^2 - 1, from the file's channel-major f_rest."""
@@ -280,17 +290,17 @@ class SplatData:
         channel_major = self._column_block(rest_names(count)).reshape(self.count, 3, count // 3)
         return np.ascontiguousarray(channel_major.transpose(0, 2, 1))
 
-    def opacity_logits(self) -> np.ndarray:
-        """Opacities before the sigmoid [N]."""
-        return self._column_block(["opacity"])[:, 0]
+    def opacity(self) -> np.ndarray:
+        """Opacity logits (before the sigmoid) [N]."""
+        return self._column_block([OPACITY])[:, 0]
 
     def log_scales(self) -> np.ndarray:
         """Natural logs of the three axis scales [N, 3]."""
-        return self._column_block(["scale_0", "scale_1", "scale_2"])
+        return self._column_block(list(SCALE))
 
     def quats(self) -> np.ndarray:
         """Rotations [N, 4] (w, x, y, z) as stored, not normalised."""
-        return self._column_block(["rot_0", "rot_1", "rot_2", "rot_3"])
+        return self._column_block(list(ROTATION))
 
     def with_sh(self, dc: np.ndarray, rest: np.ndarray | None = None) -> SplatData:
         """A copy with new SH coefficients: ``dc`` [N, 3] and, unless None, ``rest`` [N, M, 3] (same degree)."""
@@ -299,11 +309,11 @@ class SplatData:
             raise ValueError(f"rest has shape {rest.shape}, expected SH degree {self.sh_degree}")
         return self.with_columns(sh_columns(np.asarray(dc), rest, self.count))
 
-    def with_opacity_logits(self, logits: np.ndarray) -> SplatData:
+    def with_opacity(self, logits: np.ndarray) -> SplatData:
         """A copy with new opacity logits [N]."""
         logits = np.asarray(logits)
         _check_shape("logits", logits, (self.count,))
-        return self.with_columns({"opacity": logits})
+        return self.with_columns({OPACITY: logits})
 
     def with_columns(self, columns: Mapping[str, np.ndarray]) -> SplatData:
         """A copy with the given columns replaced (cast to their PLY types; integers must fit)."""
@@ -323,35 +333,35 @@ def _check_shape(name: str, array: np.ndarray, shape: tuple[int, ...]) -> None:
 def sh_columns(dc: np.ndarray, rest: np.ndarray | None, count: int) -> dict[str, np.ndarray]:
     """PLY columns of SH coefficients dc [N, 3] and rest [N, M, 3]; f_rest is channel-major: f_rest[c*M + k]."""
     _check_shape("dc", dc, (count, 3))
-    columns = {f"f_dc_{c}": dc[:, c] for c in range(3)}
+    columns = {name: dc[:, c] for c, name in enumerate(SH_DC)}
     if rest is not None:
         coefficients = rest.shape[1] if rest.ndim == 3 else -1
         _check_shape("rest", rest, (count, coefficients, 3))
         sh_degree_from_rest_count(3 * coefficients)
-        columns.update({f"f_rest_{c * coefficients + k}": rest[:, k, c]
+        columns.update({f"{REST_PREFIX}{c * coefficients + k}": rest[:, k, c]
                         for c in range(3) for k in range(coefficients)})
     return columns
 
 
-def make_splat_data(means: np.ndarray, quats: np.ndarray, log_scales: np.ndarray, opacity_logits: np.ndarray,
+def make_splat_data(means: np.ndarray, quats: np.ndarray, log_scales: np.ndarray, opacity: np.ndarray,
                     sh_dc: np.ndarray, sh_rest: np.ndarray | None = None,
                     comments: tuple[str, ...] | list[str] = ()) -> SplatData:
     """A new scene in the standard Inria property order (x y z nx ny nz f_dc f_rest opacity scale rot), float32.
 
     Normals are zeros, as the reference implementation writes them; ``sh_rest`` None means SH degree 0.
     """
-    means, quats, log_scales, opacity_logits = (np.asarray(a) for a in (means, quats, log_scales, opacity_logits))
+    means, quats, log_scales, opacity = (np.asarray(a) for a in (means, quats, log_scales, opacity))
     count = len(means)
     sh_rest = np.zeros((count, 0, 3), np.float32) if sh_rest is None else np.asarray(sh_rest)
     for name, array, shape in (("means", means, (count, 3)), ("quats", quats, (count, 4)),
-                               ("log_scales", log_scales, (count, 3)), ("opacity_logits", opacity_logits, (count,))):
+                               ("log_scales", log_scales, (count, 3)), ("opacity", opacity, (count,))):
         _check_shape(name, array, shape)
-    columns = {"x": means[:, 0], "y": means[:, 1], "z": means[:, 2]}
-    columns.update({"nx": 0.0, "ny": 0.0, "nz": 0.0})
+    columns = {name: means[:, i] for i, name in enumerate(POSITION)}
+    columns.update({name: 0.0 for name in NORMAL})
     columns.update(sh_columns(np.asarray(sh_dc), sh_rest, count))
-    columns["opacity"] = opacity_logits
-    columns.update({f"scale_{i}": log_scales[:, i] for i in range(3)})
-    columns.update({f"rot_{i}": quats[:, i] for i in range(4)})
+    columns[OPACITY] = opacity
+    columns.update({name: log_scales[:, i] for i, name in enumerate(SCALE)})
+    columns.update({name: quats[:, i] for i, name in enumerate(ROTATION)})
     vertices = np.empty(count, dtype=[(name, "<f4") for name in columns])
     for name, values in columns.items():
         vertices[name] = values

@@ -52,7 +52,7 @@ def ply(scene: SplatData = GOOD) -> bytes:
 def scene_with(**changes: Callable[[np.ndarray], None]) -> bytes:
     """The good scene with some arrays edited in place by the given functions (means, quats, log_scales, ...)."""
     arrays = {"means": GOOD.means(), "quats": GOOD.quats(), "log_scales": GOOD.log_scales(),
-              "opacity_logits": GOOD.opacity_logits(), "sh_dc": GOOD.sh_dc(), "sh_rest": GOOD.sh_rest()}
+              "opacity": GOOD.opacity(), "sh_dc": GOOD.sh_dc(), "sh_rest": GOOD.sh_rest()}
     for name, edit in changes.items():
         edit(arrays[name])
     return ply(make_splat_data(**arrays))
@@ -93,7 +93,7 @@ def _orbit_json() -> str:
     """Two 48x32 orbit cameras around the good scene, as save_cameras_json writes them."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "cameras.json"
-        save_cameras_json(path, orbit_cameras(GOOD.means(), GOOD.opacity_logits(), count=2, width=48, height=32))
+        save_cameras_json(path, orbit_cameras(GOOD.means(), GOOD.opacity(), count=2, width=48, height=32))
         return path.read_text()
 
 
@@ -203,7 +203,7 @@ REFUSED = {
     "scene: NaN position": scene_case(scene_with(means=set_rows(np.nan)), "non-finite", "x"),
     "scene: infinite scale": scene_case(scene_with(log_scales=set_rows(np.inf)), "non-finite", "scale_0"),
     "scene: NaN colour": scene_case(scene_with(sh_dc=set_rows(np.nan)), "non-finite", "f_dc_0"),
-    "scene: all transparent": scene_case(scene_with(opacity_logits=set_all(-20.0)), "transparent"),
+    "scene: all transparent": scene_case(scene_with(opacity=set_all(-20.0)), "transparent"),
     "scene: scales overflow": scene_case(scene_with(log_scales=set_rows(60.0, slice(0, 3))), "3 of 150",
                                          "scales too large"),
     "scene: absurd colours": scene_case(scene_with(sh_dc=set_rows(1e20, slice(0, 4))), "4 of 150",

@@ -348,7 +348,7 @@ def test_orbit_falls_back_to_all_points_when_none_is_opaque():
 def test_orbit_frames_the_flowers_scene():
     path = shared_file(FLOWERS / "point_cloud.ply")
     scene = read_ply(path)
-    means, logits = scene.means().astype(np.float64), scene.opacity_logits().astype(np.float64)
+    means, logits = scene.means().astype(np.float64), scene.opacity().astype(np.float64)
     cameras = orbit_cameras(means, logits, count=8, width=96, height=64)
     opaque = means[logits > 0]
     assert_valid_rig(cameras, np.median(opaque, axis=0), opaque, np.array([0.0, -1.0, 0.0]))

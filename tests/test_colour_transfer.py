@@ -59,7 +59,7 @@ def full_rank_red_painting(size: int = 96) -> torch.Tensor:
 def test_preserve_colors_keeps_the_capture_palette_while_the_style_loss_drops():
     """The object's mean colour (alpha-weighted) moves much less towards the painting's when colours are preserved."""
     scene = demo_scene(count=600, seed=1)
-    cams = orbit_cameras(scene.means(), scene.opacity_logits(), count=1, elevations_deg=(25.0,), width=32, height=32)
+    cams = orbit_cameras(scene.means(), scene.opacity(), count=1, elevations_deg=(25.0,), width=32, height=32)
     settings = dict(iterations=20, resolution=32, device="cpu", learning_rate=0.2, style_strength=10.0)
 
     def object_mean(splat):

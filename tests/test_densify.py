@@ -110,7 +110,7 @@ def scene():
 
 @pytest.fixture(scope="module")
 def cameras(scene):
-    return [camera_tuple(c) for c in orbit_cameras(scene.means(), scene.opacity_logits(), count=4, width=RES,
+    return [camera_tuple(c) for c in orbit_cameras(scene.means(), scene.opacity(), count=4, width=RES,
                                                   height=RES)]
 
 
@@ -345,7 +345,7 @@ def detail_settings(**kw) -> StylizeSettings:
 def test_a_detail_run_resumes_exactly_after_a_split(scene, tmp_path, deterministic):
     """Splits after iterations 2 and 4; the checkpoint at 3 holds a changed count, and the resumed run ends
     exactly where an uninterrupted one does (count, origin rows, geometry, colours)."""
-    views = orbit_cameras(scene.means(), scene.opacity_logits(), count=2, width=48, height=48)
+    views = orbit_cameras(scene.means(), scene.opacity(), count=2, width=48, height=48)
     style = demo_style(96)
     ckpt = tmp_path / "checkpoint.pt"
     settings = detail_settings(checkpoint_every=3)
@@ -365,7 +365,7 @@ def test_a_detail_run_resumes_exactly_after_a_split(scene, tmp_path, determinist
 
 
 def test_detail_zero_keeps_the_scene_and_colours_only(scene):
-    views = orbit_cameras(scene.means(), scene.opacity_logits(), count=1, width=48, height=48)
+    views = orbit_cameras(scene.means(), scene.opacity(), count=1, width=48, height=48)
     result = stylize(scene, demo_style(96), views, detail_settings(detail=0.0, iterations=4))
     assert result.splat.count == scene.count and result.densify["gaussians_after"] == scene.count
     assert not result.densify["enabled"] and result.densify["rounds"] == []
@@ -401,7 +401,7 @@ def test_command_line_detail_writes_a_larger_standard_ply_and_reports_it(tmp_pat
                                          ("densify_dropout", 1.5), ("densify_threshold", -1.0),
                                          ("geometry_lr", -0.1)])
 def test_bad_densify_settings_are_refused_with_their_name(scene, field, value):
-    views = orbit_cameras(scene.means(), scene.opacity_logits(), count=1, width=48, height=48)
+    views = orbit_cameras(scene.means(), scene.opacity(), count=1, width=48, height=48)
     with pytest.raises(InputError, match=f"settings: {field} must be"):
         stylize(scene, demo_style(96), views, detail_settings(**{field: value}))
 
@@ -411,7 +411,7 @@ def test_geometry_moves_only_with_detail_on(scene):
     """Detail 0 recolours only: positions and scales stay byte-identical whatever geometry_lr says. With detail on
     (here with no split, densify_every past the run) positions and scales move a little; with splits too (the
     positions' Adam state is gathered like the colours'); geometry_lr 0 keeps them fixed."""
-    views = orbit_cameras(scene.means(), scene.opacity_logits(), count=2, width=48, height=48)
+    views = orbit_cameras(scene.means(), scene.opacity(), count=2, width=48, height=48)
     colours_only = stylize(scene, demo_style(96), views, detail_settings(iterations=3, detail=0.0, geometry_lr=1e-3))
     assert np.array_equal(colours_only.splat.means(), scene.means())
     assert np.array_equal(colours_only.splat.log_scales(), scene.log_scales())

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def inputs():
     scene = demo_scene(count=500, seed=3)
-    cameras = orbit_cameras(scene.means(), scene.opacity_logits(), count=5, width=RES, height=RES)
+    cameras = orbit_cameras(scene.means(), scene.opacity(), count=5, width=RES, height=RES)
     return scene, demo_style(64), cameras
 
 
@@ -49,7 +49,7 @@ def settings(**kw) -> StylizeSettings:
 
 def splat_arrays(result) -> dict[str, np.ndarray]:
     s = result.splat
-    return {"dc": s.sh_dc(), "rest": s.sh_rest(), "opacity": s.opacity_logits()}
+    return {"dc": s.sh_dc(), "rest": s.sh_rest(), "opacity": s.opacity()}
 
 
 DETAIL = dict(detail=1.0, densify_every=2, iterations=6)  # splits after iterations 2 and 4, geometry moving
@@ -129,7 +129,7 @@ def test_two_ranks_equal_one_process_with_two_views_per_step(ranks, reference):
     for key in ("style", "content", "total"):
         np.testing.assert_allclose([h[key] for h in ranks[0]["history"]], [h[key] for h in reference.history],
                                    rtol=1e-5, err_msg=key)
-    assert not np.array_equal(expected["opacity"], inputs()[0].opacity_logits()), "opacity must be optimised too"
+    assert not np.array_equal(expected["opacity"], inputs()[0].opacity()), "opacity must be optimised too"
 
 
 def test_ranks_stay_identical(ranks):

@@ -20,7 +20,7 @@ def hand_made_scene(count: int = 5, degree: int = 2) -> SplatData:
         means=rows + np.array([0.1, 0.2, 0.3], np.float32),
         quats=np.tile(np.array([1.0, 0.0, 0.0, 0.0], np.float32), (count, 1)),
         log_scales=np.full((count, 3), -2.0, np.float32),
-        opacity_logits=np.linspace(-1.0, 1.0, count, dtype=np.float32),
+        opacity=np.linspace(-1.0, 1.0, count, dtype=np.float32),
         sh_dc=100.0 * rows + np.arange(3, dtype=np.float32),
         sh_rest=np.zeros((count, coefficients, 3), np.float32),
     )

@@ -20,7 +20,7 @@ def quality(bench_script):
 def test_sweep_writes_numbers_and_a_contact_sheet(quality, tmp_path):
     scene = demo_scene(count=500, seed=4)
     write_ply(tmp_path / "point_cloud.ply", scene)
-    save_cameras_json(tmp_path / "cameras.json", orbit_cameras(scene.means(), scene.opacity_logits(), count=2,
+    save_cameras_json(tmp_path / "cameras.json", orbit_cameras(scene.means(), scene.opacity(), count=2,
                                                                width=40, height=40))
     save_png(tmp_path / "painting.png", demo_style(64))
     out = tmp_path / "out"

@@ -62,7 +62,7 @@ def test_blend_takes_each_gaussians_share_of_the_change():
 def test_selection_coverage_is_alpha_where_everything_is_selected():
     scene = demo_scene(count=300, seed=3)
     g = Gaussians.from_splat_data(scene)
-    cam = orbit_cameras(scene.means(), scene.opacity_logits(), count=1, width=32, height=32)[0]
+    cam = orbit_cameras(scene.means(), scene.opacity(), count=1, width=32, height=32)[0]
     viewmat, K = torch.as_tensor(cam.viewmat, dtype=torch.float32), torch.as_tensor(cam.K(), dtype=torch.float32)
     alpha = render(g, viewmat, K, 32, 32).alpha
     everything = render(regions.coverage_colours(g, torch.ones(g.count)), viewmat, K, 32, 32).image
@@ -73,7 +73,7 @@ def test_selection_coverage_is_alpha_where_everything_is_selected():
 
 def test_unselected_gaussians_keep_their_colours():
     scene = demo_scene(count=900, seed=1)
-    cams = orbit_cameras(scene.means(), scene.opacity_logits(), count=1, elevations_deg=(25.0,), width=48, height=48)
+    cams = orbit_cameras(scene.means(), scene.opacity(), count=1, elevations_deg=(25.0,), width=48, height=48)
     sphere = scene.count * 2 // 3  # demo_scene: the sphere's Gaussians first, then the ground disc's
     region = np.zeros(scene.count, dtype=np.float32)
     region[:sphere] = 1.0
@@ -81,7 +81,7 @@ def test_unselected_gaussians_keep_their_colours():
     result = stylize(scene, demo_style(64), cams, settings, region=region)
     assert np.array_equal(result.splat.sh_dc()[sphere:], scene.sh_dc()[sphere:])
     assert np.array_equal(result.splat.sh_rest()[sphere:], scene.sh_rest()[sphere:])
-    assert np.array_equal(result.splat.opacity_logits()[sphere:], scene.opacity_logits()[sphere:])
+    assert np.array_equal(result.splat.opacity()[sphere:], scene.opacity()[sphere:])
     assert np.abs(result.splat.sh_dc()[:sphere] - scene.sh_dc()[:sphere]).max() > 0.05
     with pytest.raises(InputError, match="region: need 900 values"):
         stylize(scene, demo_style(64), cams, settings, region=region[:-1])
@@ -91,7 +91,7 @@ def test_detail_inside_a_region_splits_and_moves_only_the_selected_gaussians(tmp
     """With detail on, only selected Gaussians are split and reshaped: every unselected row comes back bit for bit
     (colours, opacity and geometry), once each; a resumed run after a split ends where an uninterrupted one does."""
     scene = demo_scene(count=900, seed=1)
-    cams = orbit_cameras(scene.means(), scene.opacity_logits(), count=2, width=48, height=48)
+    cams = orbit_cameras(scene.means(), scene.opacity(), count=2, width=48, height=48)
     sphere = scene.count * 2 // 3
     region = np.zeros(scene.count, dtype=np.float32)
     region[:sphere] = 1.0

@@ -21,7 +21,7 @@ def scene():
 
 @pytest.fixture(scope="module")
 def one_camera(scene):
-    return orbit_cameras(scene.means(), scene.opacity_logits(), count=1, elevations_deg=(25.0,), width=RES,
+    return orbit_cameras(scene.means(), scene.opacity(), count=1, elevations_deg=(25.0,), width=RES,
                          height=RES)
 
 
@@ -44,7 +44,7 @@ def test_short_run_halves_the_style_loss(scene, one_camera):
     assert last <= 0.5 * first, (first, last)
     assert not np.array_equal(result.splat.sh_dc(), scene.sh_dc())
     assert np.array_equal(result.splat.means(), scene.means())
-    assert np.array_equal(result.splat.opacity_logits(), scene.opacity_logits())
+    assert np.array_equal(result.splat.opacity(), scene.opacity())
 
 
 def test_optimize_choices_touch_only_their_parameters(scene, one_camera):
@@ -52,9 +52,9 @@ def test_optimize_choices_touch_only_their_parameters(scene, one_camera):
     assert np.array_equal(colour_only.splat.sh_rest(), scene.sh_rest())
     with_sh = stylize(scene, demo_style(96), one_camera, settings(iterations=2, optimize="sh"))
     assert not np.array_equal(with_sh.splat.sh_rest(), scene.sh_rest())
-    assert np.array_equal(with_sh.splat.opacity_logits(), scene.opacity_logits())
+    assert np.array_equal(with_sh.splat.opacity(), scene.opacity())
     with_opacity = stylize(scene, demo_style(96), one_camera, settings(iterations=2, optimize="sh+opacity"))
-    assert not np.array_equal(with_opacity.splat.opacity_logits(), scene.opacity_logits())
+    assert not np.array_equal(with_opacity.splat.opacity(), scene.opacity())
 
 
 def test_history_and_timings_hold_the_documented_keys(scene, one_camera):
@@ -88,7 +88,7 @@ def test_checkpoint_resume_matches_an_uninterrupted_run(scene, one_camera, tmp_p
     straight = stylize(scene, demo_style(96), one_camera, settings(iterations=6, optimize="sh+opacity"))
     assert [h["iteration"] for h in resumed.history] == [1, 2, 3, 4, 5, 6]
     assert resumed.history == straight.history
-    for column in ("sh_dc", "sh_rest", "opacity_logits"):
+    for column in ("sh_dc", "sh_rest", "opacity"):
         np.testing.assert_array_equal(getattr(resumed.splat, column)(), getattr(straight.splat, column)())
 
 

@@ -27,7 +27,7 @@ def scene():
 
 @pytest.fixture(scope="module")
 def camera(scene):
-    return orbit_cameras(scene.means(), scene.opacity_logits(), count=1, elevations_deg=(25.0,), width=RES,
+    return orbit_cameras(scene.means(), scene.opacity(), count=1, elevations_deg=(25.0,), width=RES,
                          height=RES)
 
 

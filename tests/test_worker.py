@@ -36,7 +36,7 @@ def test_serve_renders_views_and_survives_bad_requests(tmp_path):
     scene = demo_scene(count=500)
     ply = tmp_path / "scene.ply"
     write_ply(ply, scene)
-    cam = orbit_cameras(scene.means(), scene.opacity_logits(), count=1, width=40, height=30)[0]
+    cam = orbit_cameras(scene.means(), scene.opacity(), count=1, width=40, height=30)[0]
     base = {"cmd": "render", "objects": [{"ply": str(ply), "matrix": np.eye(4).ravel().tolist()}],
             "viewmat": cam.viewmat.ravel().tolist(), "K": cam.K().ravel().tolist(), "width": 40, "height": 30}
     requests = [

@@ -30,7 +30,7 @@ def scene(folder: str, count: str, views: str, width: str, height: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     splats = demo_scene(count=int(count))
     write_ply(path / "point_cloud.ply", splats)
-    cameras = orbit_cameras(splats.means(), splats.opacity_logits(), count=int(views), width=int(width),
+    cameras = orbit_cameras(splats.means(), splats.opacity(), count=int(views), width=int(width),
                             height=int(height))
     save_cameras_json(path / "cameras.json", cameras)
 

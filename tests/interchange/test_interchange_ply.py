@@ -26,7 +26,7 @@ def random_scene(count: int = 50, degree: int = 3, seed: int = 0) -> SplatData:
         means=rng.normal(size=(count, 3)).astype(np.float32),
         quats=rng.normal(size=(count, 4)).astype(np.float32),
         log_scales=rng.normal(-3.0, 1.0, size=(count, 3)).astype(np.float32),
-        opacity_logits=rng.normal(size=count).astype(np.float32),
+        opacity=rng.normal(size=count).astype(np.float32),
         sh_dc=rng.normal(size=(count, 3)).astype(np.float32),
         sh_rest=rng.normal(size=(count, coefficients, 3)).astype(np.float32) if degree else None,
         comments=("made by test_ply",),
@@ -153,7 +153,7 @@ def test_accessors_return_float32_copies_of_the_right_columns() -> None:
     np.testing.assert_array_equal(data.means()[:, 2], table["z"])
     np.testing.assert_array_equal(data.quats()[:, 0], table["rot_0"])
     np.testing.assert_array_equal(data.log_scales()[:, 1], table["scale_1"])
-    np.testing.assert_array_equal(data.opacity_logits(), table["opacity"])
+    np.testing.assert_array_equal(data.opacity(), table["opacity"])
     np.testing.assert_array_equal(data.sh_dc()[:, 2], table["f_dc_2"])
     assert data.sh_rest().shape == (5, 0, 3)
     means = data.means()
@@ -181,9 +181,9 @@ def test_with_sh_changes_only_the_sh_columns(tmp_path: Path) -> None:
 
 def test_with_opacity_logits_changes_only_opacity() -> None:
     data = random_scene(degree=2)
-    edited = data.with_opacity_logits(np.arange(50, dtype=np.float32))
+    edited = data.with_opacity(np.arange(50, dtype=np.float32))
     assert changed_fields(data.vertices, edited.vertices) == {"opacity"}
-    np.testing.assert_array_equal(edited.opacity_logits(), np.arange(50))
+    np.testing.assert_array_equal(edited.opacity(), np.arange(50))
     assert edited.comments == data.comments
     assert not edited.vertices.flags.writeable and not data.vertices.flags.writeable
 
@@ -336,7 +336,7 @@ def test_bad_input_is_one_line_naming_file_and_problem(tmp_path: Path, case: str
 def test_reading_leaves_the_file_untouched(tmp_path: Path) -> None:
     path = write_table(tmp_path / "scene.ply", valid_table())
     content, modified = path.read_bytes(), path.stat().st_mtime_ns
-    read_ply(path).with_opacity_logits(np.zeros(6))
+    read_ply(path).with_opacity(np.zeros(6))
     assert path.read_bytes() == content and path.stat().st_mtime_ns == modified
 
 
