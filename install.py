@@ -136,7 +136,7 @@ def install_bpy53_tests(venv: Path) -> Path | None:
 
 def warm_up_gsplat(python: Path) -> None:
     """Compile gsplat's CUDA extension now (about a minute) so the first stylization doesn't wait."""
-    code = "from core.render import render_smoke_test as t; print('gsplat ready in %.0f s' % t('cuda'))"
+    code = "from core.renderer import render_smoke_test as t; print('gsplat ready in %.0f s' % t('cuda'))"
     run([str(python), "-c", code], "compiling gsplat's CUDA kernels (one time)")
 
 

@@ -21,7 +21,7 @@ from core.cameras import load_cameras, orbit_cameras  # noqa: E402  (after the p
 from core.demo import demo_scene  # noqa: E402
 from core.gaussians import Gaussians  # noqa: E402
 from interchange.ply import read_ply  # noqa: E402
-from core.render import render  # noqa: E402
+from core.renderer import render  # noqa: E402
 
 
 def per_gaussian(count: int, out, values: torch.Tensor) -> torch.Tensor:

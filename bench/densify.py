@@ -38,8 +38,10 @@ from core.demo import demo_scene, demo_style  # noqa: E402
 from core.gaussians import Gaussians  # noqa: E402
 from core.images import load_image, side_by_side, to_uint8  # noqa: E402
 from interchange.ply import SplatData, read_ply  # noqa: E402
-from core.render import pick_backend, render  # noqa: E402
-from core.stylize import DENSIFY_SETTINGS, StylizeSettings, resolve_device, stylize  # noqa: E402
+from core.renderer import pick_backend, render  # noqa: E402
+from core.device import resolve_device  # noqa: E402
+from core.stylization import StylizeSettings, stylize  # noqa: E402
+from core.trained_scene import DENSIFY_SETTINGS  # noqa: E402
 from core.vgg import STYLE_LAYERS, load_vgg19  # noqa: E402
 
 DEPTH_TOLERANCE = 0.02  # a warped pixel is occluded when its depth differs from the other view's by > 2 %

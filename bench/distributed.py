@@ -30,7 +30,8 @@ from core.cameras import Camera, load_cameras, orbit_cameras  # noqa: E402
 from core.demo import demo_scene, demo_style  # noqa: E402
 from core.images import load_image  # noqa: E402
 from interchange.ply import SplatData, read_ply  # noqa: E402
-from core.stylize import StylizeSettings, resolve_device, stylize  # noqa: E402
+from core.device import resolve_device  # noqa: E402
+from core.stylization import StylizeSettings, stylize  # noqa: E402
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[SplatData, torch.Tensor, list[Camera]]:

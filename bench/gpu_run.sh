@@ -15,7 +15,7 @@ RES=$OUT/results
 mkdir -p "$RES"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$RES/gpu.txt"
 t0=$(date +%s)
-python3 -c "import torch; from core.render import render_smoke_test; render_smoke_test('cuda')" 2>&1 | tail -3
+python3 -c "import torch; from core.renderer import render_smoke_test; render_smoke_test('cuda')" 2>&1 | tail -3
 echo "gsplat ready after $(( $(date +%s) - t0 )) s"
 
 if [[ $stages == *" grad "* ]]; then

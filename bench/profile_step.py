@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.cameras import load_cameras  # noqa: E402
 from core.images import load_image  # noqa: E402
 from interchange.ply import read_ply  # noqa: E402
-from core.stylize import StylizeSettings, stylize  # noqa: E402
+from core.stylization import StylizeSettings, stylize  # noqa: E402
 
 
 def main() -> int:

@@ -43,9 +43,10 @@ from core.images import load_image, to_uint8  # noqa: E402
 from core.loss_terms import LossWeights, style_distance  # noqa: E402
 from core.planner import ScalePlan  # noqa: E402
 from interchange.ply import SplatData, read_ply  # noqa: E402
-from core.render import pick_backend, render  # noqa: E402
+from core.renderer import pick_backend, render  # noqa: E402
 from core.statistics import content_count, layer_stats, pool_to_layers, squared_error_sum  # noqa: E402
-from core.stylize import StylizeSettings, resolve_device, stylize  # noqa: E402
+from core.device import resolve_device  # noqa: E402
+from core.stylization import StylizeSettings, stylize  # noqa: E402
 from core.vgg import ALL_LAYERS, CONTENT_LAYER, STYLE_LAYERS, load_vgg19  # noqa: E402
 
 CAMERA_NAMES = ("cameras.json", "orbit_cameras.json")

@@ -26,7 +26,7 @@ from core.cameras import Camera, load_cameras  # noqa: E402  (after the path fix
 from core.errors import InputError  # noqa: E402
 from core.gaussians import Gaussians  # noqa: E402
 from interchange.ply import read_ply  # noqa: E402
-from core.render import BACKENDS, render  # noqa: E402
+from core.renderer import BACKENDS, render  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PICTURE_VIEWS = 4  # rows in the side-by-side picture
@@ -64,8 +64,8 @@ def timed(fn, repeats: int) -> tuple[object, float]:
 def gradients(g: Gaussians, viewmat, K, size: int, backend: str, weights: torch.Tensor) -> torch.Tensor:
     """Gradient of sum(weights * image) w.r.t. SH and opacity logits, flattened (backward included)."""
     sh = g.sh.detach().clone().requires_grad_(True)
-    logits = g.opacity_logits.detach().clone().requires_grad_(True)
-    scene = Gaussians(g.means, g.quats, g.log_scales, logits, sh)
+    logits = g.opacity.detach().clone().requires_grad_(True)
+    scene = Gaussians.from_sh(g.means, g.quats, g.log_scales, logits, sh)
     out = render(scene, viewmat, K, size, size, background=torch.ones(3, device=g.device), backend=backend)
     (out.image * weights).sum().backward()
     return torch.cat([sh.grad.flatten(), logits.grad.flatten()])

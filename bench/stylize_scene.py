@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.cameras import load_cameras, orbit_cameras  # noqa: E402
 from core.images import load_image, save_png, side_by_side  # noqa: E402
 from interchange.ply import read_ply, write_ply  # noqa: E402
-from core.stylize import StylizeSettings, render_views, stylize  # noqa: E402
+from core.stylization import StylizeSettings, render_views, stylize  # noqa: E402
 
 
 def smoothed(values: list[float], window: int = 25) -> np.ndarray:

@@ -19,7 +19,7 @@ The public API, importable from ``core`` directly::
 
 Names load on first use, so ``import core`` (and the command line's start) stays cheap: torch loads only when an
 engine name is touched. ``core.stylize`` and ``core.render`` are the functions, although modules of the same names
-exist: reach those modules with ``from core.stylize import ...`` / ``from core.render import ...``.
+exist: reach those modules with ``from core.stylization import ...`` / ``from core.renderer import ...``.
 Command lines: ``sos-stylize`` / ``python -m core``; the Blender add-on's worker: ``python -m core.worker``.
 See docs/architecture.md.
 """
@@ -27,16 +27,14 @@ See docs/architecture.md.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "stylize": "core.stylize", "StylizeSettings": "core.stylize", "StylizeResult": "core.stylize",
-    "render_views": "core.stylize",
-    "render": "core.render", "RenderOutput": "core.render", "Gaussians": "core.gaussians",
+    "stylize": "core.stylization", "StylizeSettings": "core.stylization", "StylizeResult": "core.stylization",
+    "render_views": "core.views",
+    "render": "core.renderer", "RenderOutput": "core.renderer", "Gaussians": "core.gaussians",
     "read_ply": "interchange.ply", "write_ply": "interchange.ply", "SplatData": "interchange.ply",
     "load_cameras": "core.cameras", "save_cameras_json": "core.cameras", "Camera": "core.cameras",
     "orbit_cameras": "core.cameras",
@@ -53,8 +51,9 @@ if TYPE_CHECKING:
     from core.gaussians import Gaussians
     from core.images import load_image, save_png
     from interchange.ply import SplatData, read_ply, write_ply
-    from core.render import RenderOutput, render
-    from core.stylize import StylizeResult, StylizeSettings, render_views, stylize
+    from core.renderer import RenderOutput, render
+    from core.stylization import StylizeResult, StylizeSettings, stylize
+    from core.views import render_views
 
 
 def __getattr__(name: str) -> Any:
@@ -64,19 +63,6 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value
     return value
-
-
-class _Package(types.ModuleType):
-    """The package ``core``: importing its submodule ``core.stylize`` (or ``core.render``) must not replace the
-    public function of that name, which the import system would do by binding the submodule on the package."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from core.cameras import Camera
 from core.errors import InputError, InputWarning
 from interchange.ply import SplatData
+from interchange.settings import StylizeSettings
 
 if TYPE_CHECKING:
-    from core.stylize import StylizeSettings
+    from core.trained_scene import TrainedScene
+    from core.views import Views
 
 # gsplat and the torch rasterizer skip Gaussians less opaque than this.
 MIN_VISIBLE_OPACITY = 1 / 255
@@ -214,3 +217,29 @@ def _sees_any(camera: Camera, centres: np.ndarray) -> bool:
         inside = ((depth > 0) & (pixels[:, 0] >= -margin_x) & (pixels[:, 0] <= camera.width + margin_x)
                   & (pixels[:, 1] >= -margin_y) & (pixels[:, 1] <= camera.height + margin_y))
     return bool(inside.any())
+
+
+def check_finite(record: dict, params: Iterable[torch.Tensor], settings: StylizeSettings) -> None:
+    """Stop a diverged run at once, before a preview or checkpoint of it is written, naming the likely cause."""
+    loss_finite = all(math.isfinite(value) for value in record.values() if isinstance(value, float))
+    if loss_finite and all(bool(torch.isfinite(p).all()) for p in params):
+        return
+    what = "the scene's colours" if loss_finite else "the loss"
+    raise InputError(f"settings: the optimisation diverged at iteration {record['iteration']} ({what} became "
+                     f"NaN or infinite); {divergence_hint(settings)}")
+
+
+def check_something_visible(scene: TrainedScene, views: Views, history: Sequence[dict]) -> None:
+    """A run in which no Gaussian showed in any view it used stylized nothing: say so instead of returning a copy.
+
+    Cheap when colours changed; else the views used (``history``'s) are rendered once more to tell "nothing
+    visible" from a legitimately zero gradient (a painting equal to the renders).
+    """
+    if not scene.unchanged():
+        return
+    used = sorted({record["view"] for record in history})
+    with torch.no_grad():
+        if any(bool(views.render(scene.original, i)[1].max() > 0) for i in used):
+            return
+    raise InputError(f"cameras: nothing was stylized: no Gaussian is visible in the views used ({len(used)} of "
+                     f"{len(views)}); check that the cameras look at the scene")

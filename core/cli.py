@@ -23,9 +23,11 @@ from core.checks import (check_cameras, check_result, check_scene, check_visibil
 from core.demo import demo_scene, demo_style
 from core.errors import InputError, InputWarning
 from core.images import load_image, save_png, side_by_side
-from core.render import gsplat_version
+from core.renderer import gsplat_version
 from core.regions import load_region
-from core.stylize import StylizeResult, StylizeSettings, check_settings, render_views, resolve_device, stylize
+from core.device import resolve_device
+from core.stylization import StylizeResult, StylizeSettings, check_settings, stylize
+from core.views import render_views
 from core.vgg import check_vgg_weights
 from interchange.atomic import atomic_write
 from interchange.cameras import find_cameras_file

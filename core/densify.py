@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from interchange.ply import SplatData
+from interchange.ply import COLUMNS, SplatData
 from core.raster_torch import project_gaussians, quat_scale_to_covar, quat_to_rotmat
-from core.render import RenderOutput
+from core.renderer import RenderOutput
 
 VGG_FINEST_FEATURE_PX = 3
 """Receptive field of relu1_1, the finest style layer (one 3×3 convolution), in pixels of the finest scale (the
@@ -334,10 +334,8 @@ def splat_data(template: SplatData, origin: Tensor, tensors: PerGaussian) -> Spl
     vertices = template.vertices[origin.cpu().numpy()]
     vertices.setflags(write=False)
     rows = SplatData(template.header.with_vertex_count(len(vertices)), vertices)
-    names = {"means": ("x", "y", "z"), "quats": ("rot_0", "rot_1", "rot_2", "rot_3"),
-             "log_scales": ("scale_0", "scale_1", "scale_2")}
     columns = {}
-    for key, keys in names.items():
+    for key in ("means", "quats", "log_scales"):
         values = tensors[key].detach().to("cpu", torch.float32).numpy()
-        columns.update({name: values[:, i] for i, name in enumerate(keys)})
+        columns.update({name: values[:, i] for i, name in enumerate(COLUMNS[key])})
     return rows.with_columns(columns)

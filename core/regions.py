@@ -43,6 +43,16 @@ def load_region(path: str | Path, count: int) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def region_tensor(region: torch.Tensor | np.ndarray | None, count: int, device: torch.device) -> torch.Tensor | None:
+    """The region as a float32 tensor [count] on ``device``, its length and range checked (None: no region)."""
+    if region is None:
+        return None
+    values = torch.as_tensor(region, dtype=torch.float32).reshape(-1)
+    if values.shape[0] != count or not bool(((values >= 0) & (values <= 1)).all()):
+        raise InputError(f"region: need {count} values in 0..1 (one per Gaussian), got {values.shape[0]}")
+    return values.to(device)
+
+
 def blend(original: Gaussians, optimised: Gaussians, region: torch.Tensor) -> Gaussians:
     """original + region · (optimised − original) for colours, opacities, positions and scales (the last two move
     only with detail on). With detail, ``original`` and ``region`` are gathered by the rows' input origin: a split
@@ -51,15 +61,15 @@ def blend(original: Gaussians, optimised: Gaussians, region: torch.Tensor) -> Ga
         return before + region.reshape(-1, *([1] * (after.dim() - 1))) * (after - before)
 
     return Gaussians(mix(original.means, optimised.means), optimised.quats,
-                     mix(original.log_scales, optimised.log_scales),
-                     mix(original.opacity_logits, optimised.opacity_logits), mix(original.sh, optimised.sh))
+                     mix(original.log_scales, optimised.log_scales), mix(original.opacity, optimised.opacity),
+                     mix(original.sh_dc, optimised.sh_dc), mix(original.sh_rest, optimised.sh_rest))
 
 
 def coverage_colours(g: Gaussians, region: torch.Tensor) -> Gaussians:
     """`g` with every Gaussian's colour set to its region weight (degree 0, grey): rendered over black, each
     pixel's value is Σ r α T, the coverage of the selection (= alpha where everything is selected)."""
-    dc = rgb_to_dc(region.to(g.sh.dtype))[:, None, None].expand(-1, 1, 3)
-    return Gaussians(g.means, g.quats, g.log_scales, g.opacity_logits.detach(), dc.contiguous())
+    dc = rgb_to_dc(region.to(g.sh_dc.dtype))[:, None, None].expand(-1, 1, 3)
+    return Gaussians(g.means, g.quats, g.log_scales, g.opacity.detach(), dc.contiguous(), g.sh_rest[:, :0])
 
 
 def _read_npy(path: Path) -> np.ndarray:

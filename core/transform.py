@@ -56,7 +56,7 @@ def transform_gaussians(g: Gaussians, matrix: torch.Tensor, name: str = "object"
     if g.sh_degree > 0:
         coefficient_map = torch.as_tensor(transform.sh_matrix(g.sh_degree), dtype=g.sh.dtype, device=device)
         sh = torch.einsum("kj,njc->nkc", coefficient_map, g.sh)
-    return Gaussians(means, quats, log_scales, g.opacity_logits, sh)
+    return Gaussians.from_sh(means, quats, log_scales, g.opacity, sh)
 
 
 def _compose_quats(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -30,8 +30,8 @@ import torch
 from core import __version__
 from core.errors import InputError
 from core.gaussians import Gaussians
-from core.render import gsplat_version, pick_backend, render
-from core.stylize import resolve_device
+from core.renderer import gsplat_version, pick_backend, render
+from core.device import resolve_device
 from core.transform import transform_gaussians
 from interchange.atomic import atomic_write
 from interchange.ply import read_ply
@@ -100,9 +100,9 @@ def _concatenate(parts: list[Gaussians]) -> Gaussians:
     degree = max(p.sh_degree for p in parts)
     k = (degree + 1) ** 2
     padded = [torch.nn.functional.pad(p.sh, (0, 0, 0, k - p.sh.shape[1])) for p in parts]
-    return Gaussians(torch.cat([p.means for p in parts]), torch.cat([p.quats for p in parts]),
-                     torch.cat([p.log_scales for p in parts]), torch.cat([p.opacity_logits for p in parts]),
-                     torch.cat(padded))
+    return Gaussians.from_sh(torch.cat([p.means for p in parts]), torch.cat([p.quats for p in parts]),
+                             torch.cat([p.log_scales for p in parts]), torch.cat([p.opacity for p in parts]),
+                             torch.cat(padded))
 
 
 def render_request(req: dict, cache: SceneCache, backend: str) -> dict:

@@ -33,7 +33,7 @@ from core.demo import demo_scene, demo_style
 from core.errors import InputError
 from core.images import load_image, painting_pixel_limit, to_uint8
 from interchange.ply import SplatData, header_text, make_splat_data, read_ply
-from core.stylize import StylizeSettings, stylize
+from core.stylization import StylizeSettings, stylize
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = demo_scene(count=150)

@@ -7,8 +7,9 @@ from core.cameras import orbit_cameras
 from core.colour_transfer import ColourMoments, match_colours
 from core.demo import demo_scene
 from core.gaussians import Gaussians
-from core.render import render
-from core.stylize import StylizeSettings, render_views, stylize
+from core.renderer import render
+from core.stylization import StylizeSettings, stylize
+from core.views import render_views
 
 
 def moments(image, weights=None):

@@ -20,8 +20,8 @@ from core.errors import InputError
 from core.gaussians import Gaussians
 from interchange.ply import SplatData, read_ply
 from core.raster_torch import project_gaussians, quat_scale_to_covar, rasterize_torch
-from core.render import render
-from core.stylize import StylizeSettings, stylize
+from core.renderer import render
+from core.stylization import StylizeSettings, stylize
 
 RES = 64
 
@@ -118,7 +118,7 @@ def test_render_reports_drawn_gaussians_and_their_absgrad(scene, cameras):
     g = gaussians_of(scene)
     sh = g.sh.clone().requires_grad_(True)
     out = render(g.with_sh(sh), *cameras[0], backend="torch", absgrad=True)
-    radii = rasterize_torch(g.means, g.quats, torch.exp(g.log_scales), torch.sigmoid(g.opacity_logits), g.sh,
+    radii = rasterize_torch(g.means, g.quats, torch.exp(g.log_scales), torch.sigmoid(g.opacity), g.sh,
                             cameras[0][0][None], cameras[0][1][None], RES, RES, sh_degree=1)[2]["radii"][0]
     assert torch.equal(out.visible, torch.nonzero((radii > 0).all(-1)).squeeze(1))
     assert torch.equal(out.radii, radii[out.visible])
@@ -132,7 +132,7 @@ def test_render_reports_drawn_gaussians_and_their_absgrad(scene, cameras):
 def test_expected_depth_of_an_opaque_gaussian_is_its_depth():
     means = torch.tensor([[0.0, 0.0, 2.5]])
     g = Gaussians(means, torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), math.log(0.3)), torch.tensor([4.0]),
-                  torch.zeros(1, 1, 3))
+                  torch.zeros(1, 1, 3), torch.zeros(1, 0, 3))
     viewmat, K = camera(16, 20.0, torch.float32)
     out = render(g, viewmat, K, 16, 16, backend="torch", depth=True)
     covered = out.alpha[..., 0] > 0.01
@@ -144,12 +144,11 @@ def test_expected_depth_of_an_opaque_gaussian_is_its_depth():
 
 
 def per_gaussian(g: Gaussians) -> densify.PerGaussian:
-    return {"means": g.means, "quats": g.quats, "log_scales": g.log_scales, "opacity": g.opacity_logits,
-            "sh": g.sh}
+    return g.values()
 
 
 def as_gaussians(t: densify.PerGaussian) -> Gaussians:
-    return Gaussians(t["means"], t["quats"], t["log_scales"], t["opacity"], t["sh"])
+    return Gaussians.from_values(t)
 
 
 def all_seen(densifier: densify.Densifier, gradient=None) -> None:
@@ -237,24 +236,24 @@ def test_children_inherit_every_property_and_adam_moments():
     optimiser's moments are the parent's, and the optimiser keeps stepping the new tensors."""
     g = gaussians_of(demo_scene(count=30, seed=2))
     tensors = per_gaussian(g)
-    tensors["sh"] = tensors["sh"].clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([tensors["sh"]], lr=0.01)
-    tensors["sh"].grad = torch.randn_like(tensors["sh"])
+    tensors["sh_dc"] = tensors["sh_dc"].clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([tensors["sh_dc"]], lr=0.01)
+    tensors["sh_dc"].grad = torch.randn_like(tensors["sh_dc"])
     optimizer.step()
-    old_state = {k: v.clone() for k, v in optimizer.state[tensors["sh"]].items()}
+    old_state = {k: v.clone() for k, v in optimizer.state[tensors["sh_dc"]].items()}
     d = densifier(30)
     parents = torch.tensor([3, 17])
     split, children = d._split(tensors, parents, optimizer)
     assert children.tolist() == [3, 17, 30, 31]
     assert d.origin.tolist() == list(range(30)) + [3, 17]
-    new = split["sh"]
+    new = split["sh_dc"]
     assert new.is_leaf and new.requires_grad and optimizer.param_groups[0]["params"] == [new]
     state = optimizer.state[new]
     for key in ("exp_avg", "exp_avg_sq"):
         torch.testing.assert_close(state[key], old_state[key][d.origin])
         torch.testing.assert_close(state[key][30], old_state[key][3])
     assert torch.equal(state["step"], old_state["step"])
-    for name in ("sh", "quats", "opacity"):
+    for name in ("sh_dc", "quats", "opacity"):
         assert torch.equal(split[name].detach()[[3, 30]], tensors[name].detach()[[3, 3]])
     assert not torch.equal(split["means"][3], split["means"][30])
     new.grad = torch.ones_like(new)

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from core import checkpoint as checkpoint_module
 from core import distributed
 from core.cameras import orbit_cameras
 from core.demo import demo_scene, demo_style
-from core.stylize import StylizeSettings, stylize
-
-stylize_module = import_module("core.stylize")  # the module (core.stylize names the function)
+from core.stylization import StylizeSettings, stylize
 
 RES = 40
 ITERATIONS = 4
@@ -64,13 +62,13 @@ def rank_main(rank: int, port: int, folder: str) -> None:
     torch.set_num_threads(1)
     distributed.setup(rank, WORLD, torch.device("cpu"), port=port)
     writes: list[str] = []
-    real_atomic_write = stylize_module.atomic_write
+    real_atomic_write = checkpoint_module.atomic_write
 
     def recording_atomic_write(path, *args, **kwargs):
         writes.append(Path(path).name)
         return real_atomic_write(path, *args, **kwargs)
 
-    stylize_module.atomic_write = recording_atomic_write
+    checkpoint_module.atomic_write = recording_atomic_write
     scene, style, cameras = inputs()
     out = Path(folder)
     events, previews = [], []
@@ -188,7 +186,7 @@ def test_one_process_keeps_the_plain_path():
 
 def test_views_per_step_is_validated():
     from core.errors import InputError
-    from core.stylize import check_settings
+    from core.stylization import check_settings
     with pytest.raises(InputError, match="settings: views_per_step must be in 1..64"):
         check_settings(settings(views_per_step=0))
 

@@ -46,7 +46,7 @@ def test_tensors_hold_the_ply_columns() -> None:
     assert torch.equal(gaussians.means, torch.from_numpy(data.means()))
     assert torch.equal(gaussians.quats[:, 0], torch.ones(5))
     assert torch.equal(gaussians.log_scales, torch.full((5, 3), -2.0))
-    assert torch.equal(gaussians.opacity_logits, torch.from_numpy(data.vertices["opacity"].copy()))
+    assert torch.equal(gaussians.opacity, torch.from_numpy(data.vertices["opacity"].copy()))
 
 
 def test_round_trip_of_unchanged_tensors_is_exact(tmp_path: Path) -> None:
@@ -62,12 +62,12 @@ def test_round_trip_of_unchanged_tensors_is_exact(tmp_path: Path) -> None:
 def test_changed_sh_and_opacity_land_in_the_right_ply_columns() -> None:
     data = hand_made_scene(degree=1)
     gaussians = Gaussians.from_splat_data(data)
-    sh, opacity = gaussians.sh.clone(), gaussians.opacity_logits.clone()
+    sh, opacity = gaussians.sh.clone(), gaussians.opacity.clone()
     sh[2, 0, 1] = -1.0   # DC of green -> f_dc_1
     sh[2, 3, 0] = -2.0   # coefficient 3 of red -> f_rest[0 * 3 + 2]
     sh[4, 1, 2] = -3.0   # coefficient 1 of blue -> f_rest[2 * 3 + 0]
     opacity[1] = 7.0
-    gaussians.opacity_logits = opacity
+    gaussians.opacity = opacity
     out = gaussians.with_sh(sh).to_splat_data(data)
     table = out.vertices
     assert table["f_dc_1"][2] == -1.0 and table["f_rest_2"][2] == -2.0 and table["f_rest_6"][4] == -3.0

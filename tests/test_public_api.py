@@ -25,8 +25,9 @@ def test_public_names_resolve_to_their_implementations():
     from core import cameras, errors, gaussians, images
     from interchange import ply
     from core import stylize as stylize_function
-    from core.render import render
-    from core.stylize import StylizeResult, StylizeSettings, render_views, stylize
+    from core.renderer import render
+    from core.stylization import StylizeResult, StylizeSettings, stylize
+    from core.views import render_views
     assert set(core.__all__) == {"__version__", *PUBLIC} == {"__version__", *core._EXPORTS}
     assert set(PUBLIC) <= set(dir(core))
     assert (core.stylize, core.StylizeSettings, core.StylizeResult, core.render_views) == \
@@ -39,8 +40,18 @@ def test_public_names_resolve_to_their_implementations():
         (images.load_image, images.save_png, gaussians.Gaussians, errors.InputError)
 
 
-def test_functions_named_like_their_modules_stay_functions_after_the_modules_load():
-    out = run_python("import core.stylize, core.render, core; print(callable(core.stylize), callable(core.render),"
-                     " type(core.stylize).__name__)")
+def test_public_functions_stay_functions_after_every_engine_module_loads():
+    out = run_python("import core, pkgutil, importlib; "
+                     "[importlib.import_module('core.' + m.name) for m in pkgutil.iter_modules(core.__path__) "
+                     "if not m.name.startswith('_')]; "
+                     "print(callable(core.stylize), callable(core.render), type(core.stylize).__name__)")
     assert out == "True True function"
+
+
+def test_no_engine_module_is_named_after_a_public_name():
+    import pkgutil
+
+    import core
+    modules = {m.name for m in pkgutil.iter_modules(core.__path__)}
+    assert not modules & set(core.__all__)
 

@@ -11,8 +11,8 @@ from core.cameras import orbit_cameras
 from core.demo import demo_scene, demo_style
 from core.errors import InputError
 from core.gaussians import Gaussians
-from core.render import render
-from core.stylize import StylizeSettings, stylize
+from core.renderer import render
+from core.stylization import StylizeSettings, stylize
 
 
 def test_region_file_formats(tmp_path):
@@ -51,12 +51,12 @@ def test_matrix_region_is_refused(tmp_path):
 
 def test_blend_takes_each_gaussians_share_of_the_change():
     g = Gaussians.from_splat_data(demo_scene(count=6, seed=2))
-    changed = Gaussians(g.means, g.quats, g.log_scales, g.opacity_logits + 1.0, g.sh + 2.0)
+    changed = Gaussians.from_sh(g.means, g.quats, g.log_scales, g.opacity + 1.0, g.sh + 2.0)
     weights = torch.tensor([0.0, 1.0, 0.5, 0.0, 1.0, 0.25])
     mixed = regions.blend(g, changed, weights)
-    assert torch.equal(mixed.sh[0], g.sh[0]) and torch.equal(mixed.opacity_logits[3], g.opacity_logits[3])
+    assert torch.equal(mixed.sh[0], g.sh[0]) and torch.equal(mixed.opacity[3], g.opacity[3])
     torch.testing.assert_close(mixed.sh - g.sh, 2.0 * weights[:, None, None].expand_as(g.sh))
-    torch.testing.assert_close(mixed.opacity_logits - g.opacity_logits, weights)
+    torch.testing.assert_close(mixed.opacity - g.opacity, weights)
 
 
 def test_selection_coverage_is_alpha_where_everything_is_selected():

@@ -50,7 +50,7 @@ def parse(argv: list[str]) -> StylizeSettings:
 
 def test_schema_is_the_engines_settings_class():
     import core
-    from core.stylize import StylizeSettings as engine_settings
+    from core.stylization import StylizeSettings as engine_settings
     assert engine_settings is StylizeSettings and core.StylizeSettings is StylizeSettings
     assert [f.name for f in fields(StylizeSettings)] == [item.name for item in SETTINGS]
 

@@ -9,7 +9,8 @@ import torch
 from core.cameras import orbit_cameras
 from core.demo import demo_scene, demo_style
 from core.errors import InputError
-from core.stylize import StylizeSettings, render_views, stylize
+from core.stylization import StylizeSettings, stylize
+from core.views import render_views
 
 RES = 64
 
@@ -144,6 +145,32 @@ def test_checkpoint_from_other_settings_is_refused(scene, one_camera, tmp_path):
     with pytest.raises(InputError, match="other settings"):
         stylize(scene, demo_style(96), one_camera, settings(iterations=2, checkpoint_every=1, seed=5),
                 checkpoint_path=ckpt)
+
+
+@pytest.mark.parametrize("changed", ["scene", "painting", "cameras", "region"])
+def test_checkpoint_of_other_inputs_is_refused_and_kept(scene, one_camera, tmp_path, changed):
+    """Same settings and Gaussian count, one input different (the scene only in its colours): refused in one line
+    naming that input, and the checkpoint is left as it was."""
+    ckpt = tmp_path / "checkpoint.pt"
+    s = settings(iterations=2, checkpoint_every=1)
+    stylize(scene, demo_style(96), one_camera, s, checkpoint_path=ckpt, region=np.ones(scene.count, np.float32))
+    saved = ckpt.read_bytes()
+    inputs = {"scene": scene, "painting": demo_style(96), "cameras": one_camera,
+              "region": np.ones(scene.count, np.float32)}
+    if changed == "scene":
+        inputs["scene"] = scene.with_sh(scene.sh_dc() + 0.25)
+    elif changed == "painting":
+        inputs["painting"] = 1.0 - demo_style(96)
+    elif changed == "cameras":
+        inputs["cameras"] = [one_camera[0].resized(RES - 2, RES - 2)]
+    else:
+        inputs["region"] = np.full(scene.count, 0.5, np.float32)
+    with pytest.raises(InputError) as refused:
+        stylize(inputs["scene"], inputs["painting"], inputs["cameras"], s, checkpoint_path=ckpt,
+                region=inputs["region"])
+    message = str(refused.value)
+    assert message.startswith(f"{ckpt}: checkpoint was made for another {changed};") and "\n" not in message
+    assert ckpt.read_bytes() == saved
 
 
 def test_preview_callback_gets_images(scene, one_camera):

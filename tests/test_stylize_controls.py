@@ -13,8 +13,8 @@ from core.demo import demo_scene, demo_style
 from core.errors import InputError
 from core.gaussians import Gaussians
 from core.loss_terms import LossWeights
-from core.render import render
-from core.stylize import StylizeSettings, stylize
+from core.renderer import render
+from core.stylization import StylizeSettings, stylize
 from core.vgg import load_vgg19
 
 RES = 48

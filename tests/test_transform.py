@@ -17,9 +17,9 @@ from interchange.transform import check_transform, transform_arrays
 
 def random_gaussians(n=50, degree=3, seed=0) -> Gaussians:
     g = torch.Generator().manual_seed(seed)
-    return Gaussians(torch.randn(n, 3, generator=g), torch.randn(n, 4, generator=g),
-                     0.3 * torch.randn(n, 3, generator=g) - 2, torch.randn(n, generator=g),
-                     torch.randn(n, (degree + 1) ** 2, 3, generator=g))
+    return Gaussians.from_sh(torch.randn(n, 3, generator=g), torch.randn(n, 4, generator=g),
+                             0.3 * torch.randn(n, 3, generator=g) - 2, torch.randn(n, generator=g),
+                             torch.randn(n, (degree + 1) ** 2, 3, generator=g))
 
 
 def rotation_matrix(axis, angle) -> torch.Tensor:
@@ -98,7 +98,7 @@ def test_fast_path_agrees_with_the_interchange_reference(kind: str, degree: int)
     means, quats, log_scales, sh = transform_arrays(check_transform(matrix.double().numpy(), "object"),
                                                     *(t.double().numpy() for t in (g.means, g.quats, g.log_scales,
                                                                                      g.sh)))
-    reference = Gaussians(*(torch.from_numpy(a) for a in (means, quats, log_scales, np.zeros(len(means)), sh)))
+    reference = Gaussians.from_sh(*(torch.from_numpy(a) for a in (means, quats, log_scales, np.zeros(len(means)), sh)))
     torch.testing.assert_close(moved.means.double(), reference.means, rtol=1e-5, atol=1e-5)
     # quats and log scales are float32 in the fast path: compare each covariance relative to its size
     error = (covariance(moved) - covariance(reference)).abs().amax(dim=(-2, -1))

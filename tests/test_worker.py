@@ -12,7 +12,7 @@ import core
 from core.cameras import orbit_cameras
 from core.demo import demo_scene
 from core.gaussians import Gaussians
-from core.render import render
+from core.renderer import render
 from interchange.ply import write_ply
 from interchange.protocol import CHECK_FIELDS, PROTOCOL_VERSION
 

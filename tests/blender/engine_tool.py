@@ -40,7 +40,7 @@ def style(path: str, size: str) -> None:
 
 
 def render(request_path: str) -> None:
-    from core.render import render as render_view
+    from core.renderer import render as render_view
     request = json.loads(Path(request_path).read_text())
     gaussians = Gaussians.from_splat_data(read_ply(Path(request["ply"])), torch.device("cpu"))
     for view in request["views"]:

@@ -123,7 +123,7 @@ def render(g: Gaussians, viewmat: Tensor, K: Tensor, width: int, height: int, *,
     degree = _scene_sh_degree(g, sh_degree)
     viewmats = viewmat.to(g.device, g.means.dtype).reshape(1, 4, 4)
     Ks = K.to(g.device, g.means.dtype).reshape(1, 3, 3)
-    arguments = (g.means, g.quats, torch.exp(g.log_scales), torch.sigmoid(g.opacity_logits), g.sh, viewmats, Ks,
+    arguments = (g.means, g.quats, torch.exp(g.log_scales), torch.sigmoid(g.opacity), g.sh, viewmats, Ks,
                  int(width), int(height))
     mode = "RGB+ED" if depth else "RGB"
     if chosen == "gsplat":
@@ -163,7 +163,8 @@ def render_smoke_test(device: str = "cuda") -> float:
     start = time.perf_counter()
     dev = torch.device(device)
     g = Gaussians(torch.zeros(1, 3, device=dev), torch.tensor([[1.0, 0, 0, 0]], device=dev),
-                  torch.full((1, 3), -2.0, device=dev), torch.zeros(1, device=dev), torch.zeros(1, 1, 3, device=dev))
+                  torch.full((1, 3), -2.0, device=dev), torch.zeros(1, device=dev), torch.zeros(1, 1, 3, device=dev),
+                  torch.zeros(1, 0, 3, device=dev))
     viewmat = torch.eye(4, device=dev)
     viewmat[2, 3] = 2.0
     K = torch.tensor([[16.0, 0, 8], [0, 16.0, 8], [0, 0, 1]], device=dev)

@@ -1,0 +1,126 @@
+"""What a run optimises: the SOS loss against one painting, with the statistics, weights and memory plan the
+settings ask for (docs/sos_loss.md states the loss; core.sos computes it).
+
+The painting's targets are computed once per render size, the capture's (content) targets once per view; object
+statistics weigh every pixel by what the scene, or its region, covers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from core import planner, sos
+from core.device import memory_budget
+from core.colour_transfer import match_colours
+from core.gaussians import Gaussians
+from core.views import Survey, Views, survey
+from core.vgg import VGG19Features
+from interchange.settings import StylizeSettings
+
+AUTO_FRAME_COVERAGE = 0.5
+"""statistics="auto" takes whole-frame statistics when the scene covers at least this share of its views on
+average: then the background is the minority and matching the frame's statistics does not push the scene to
+extremes (flowers' orbit: 0.73, whole-frame distance 0.18 of the capture's against 0.26 with object statistics),
+and object statistics below it (guitar: 0.08, whose object moved 13.5x further from the painting with frame
+statistics). docs/quality.md."""
+
+
+def needs_survey_coverage(settings: StylizeSettings, has_region: bool) -> bool:
+    """Whether the statistics depend on the capture's coverage: "auto" without a region."""
+    return settings.statistics == "auto" and not has_region
+
+
+def choose_statistics(settings: StylizeSettings, survey: Survey | None, has_region: bool) -> str:
+    """"object" or "frame": the setting, or for "auto" the survey's mean coverage against AUTO_FRAME_COVERAGE
+    (a region is always matched over its own coverage: "object")."""
+    if settings.statistics != "auto":
+        return settings.statistics
+    if not needs_survey_coverage(settings, has_region):
+        return "object"
+    return "frame" if survey.coverage >= AUTO_FRAME_COVERAGE else "object"
+
+
+def survey_decisions(settings: StylizeSettings, painting: torch.Tensor, capture: Gaussians, views: Views,
+                     region: torch.Tensor | None) -> tuple[torch.Tensor, str]:
+    """The painting [H, W, 3] as the loss sees it (colour-matched to the capture when colours are preserved) and
+    the statistics, from one survey of the capture's ``views`` when either needs one."""
+    found = None
+    if settings.preserve_colors or needs_survey_coverage(settings, region is not None):
+        found = survey(capture, views, region)
+    statistics = choose_statistics(settings, found, region is not None)
+    if settings.preserve_colors:
+        painting = match_colours(painting, *found.colours[statistics].mean_covariance())
+    return painting, statistics
+
+
+class Objective:
+    """The SOS loss of one run and its gradient with respect to a render.
+
+    Args:
+        vgg: the feature extractor.
+        painting: [1, 3, H, W] in [0, 1] (already colour-matched when colours are preserved).
+        settings: strength, balance, stroke scale, coarsest scale, bf16, memory cap.
+        statistics: "object" or "frame" (``choose_statistics``).
+        reserve_bytes: GPU memory kept out of the loss's memory plan (for Gaussians densification may add).
+    """
+
+    def __init__(self, vgg: VGG19Features, painting: torch.Tensor, settings: StylizeSettings, statistics: str,
+                 reserve_bytes: int = 0):
+        self.vgg = vgg
+        self.painting = painting
+        self.settings = settings
+        self.statistics = statistics
+        self.reserve_bytes = reserve_bytes
+        self.weights = sos.LossWeights(style_strength=settings.style_strength, content_weight=settings.content_weight)
+        self.autocast = settings.bf16 and painting.device.type == "cuda"
+        self._style: dict[tuple[int, int], tuple[sos.StyleTargets, list[planner.ScalePlan] | None]] = {}
+
+    @property
+    def relative(self) -> bool:
+        return self.settings.balance == "relative"
+
+    @property
+    def needs_content(self) -> bool:
+        """Whether a view's capture targets are needed (a content term, or the relative balance's units)."""
+        return self.settings.content_weight > 0 or self.relative
+
+    def coverage(self, selected: torch.Tensor, alpha: torch.Tensor) -> sos.Coverage | None:
+        """Object statistics' weights: ``selected`` (the region's coverage, or the alpha) for style, ``alpha`` for
+        content; None with frame statistics."""
+        return None if self.statistics == "frame" else sos.Coverage(selected, alpha.detach())
+
+    def style_targets(self, height: int, width: int) -> tuple[sos.StyleTargets, list[planner.ScalePlan] | None]:
+        """The painting's statistics and the memory plan for renders of this size (computed once per size)."""
+        if (height, width) not in self._style:
+            sizes = sos.pyramid_sizes(height, width, self.settings.min_short_side)
+            plan = self._plan(sizes)
+            with torch.no_grad():
+                targets = sos.build_style_targets(self.vgg, self.painting, sizes,
+                                                  stroke_scale=self.settings.stroke_scale, plan=plan,
+                                                  autocast_bf16=self.autocast)
+            self._style[(height, width)] = targets, plan
+        return self._style[(height, width)]
+
+    def content_targets(self, capture: torch.Tensor, coverage: sos.Coverage | None) -> sos.ContentTargets:
+        """A view's targets from the capture's render of it [1, 3, H, W]: relu4_2 features, and the units of the
+        relative balance."""
+        style, plan = self.style_targets(*capture.shape[-2:])
+        with torch.no_grad():
+            return sos.build_content_targets(self.vgg, capture, style.sizes, style=style if self.relative else None,
+                                             coverage=coverage, plan=plan, autocast_bf16=self.autocast)
+
+    def gradient(self, image: torch.Tensor, coverage: sos.Coverage | None,
+                 content: sos.ContentTargets | None) -> tuple[torch.Tensor, dict[str, float]]:
+        """dL/dimage [1, 3, H, W] of a render of a view whose capture targets are ``content``, and the terms."""
+        style, plan = self.style_targets(*image.shape[-2:])
+        weights = sos.relative_weights(self.weights, style, content) if self.relative else self.weights
+        return sos.sos_gradient(self.vgg, image.detach(), style, content, weights, coverage=coverage, plan=plan,
+                                autocast_bf16=self.autocast)
+
+    def _plan(self, sizes: list[tuple[int, int]]) -> list[planner.ScalePlan] | None:
+        """Autograd or tiles per scale, within the memory budget less the reserve (None off CUDA: autograd)."""
+        budget = memory_budget(self.painting.device, self.settings.max_gpu_mem_gib)
+        if budget is None:
+            return None
+        return planner.plan_scales(sizes, free_bytes=int(budget) - self.reserve_bytes, cap_bytes=None,
+                                   bf16=self.settings.bf16)

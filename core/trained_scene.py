@@ -1,0 +1,128 @@
+"""The scene being optimised: its tensors as leaves, Adam over the trained ones, a region's blending, and the
+densifier that may add rows.
+
+What trains: ``optimize`` picks the colours (SH DC), all SH bands, or those and opacity; with detail on, positions
+and log-scales too (at ``geometry_rates``). A region keeps every Gaussian at ``original + r · (optimised −
+original)``, so weight 0 rows come back bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from core import densify, regions
+from core.cameras import Camera
+from core.gaussians import Gaussians
+from interchange.ply import SplatData
+from interchange.settings import StylizeSettings
+
+TRAINED = {"color": ("sh_dc",), "sh": ("sh_dc", "sh_rest"), "sh+opacity": ("sh_dc", "sh_rest", "opacity")}
+GEOMETRY = ("means", "log_scales")
+GEOMETRY_SCALE_LR_RATIO = 30.0
+"""--geometry-lr: positions learn at that rate times the cameras' extent, log-scales at 30 times it (3DGS's ratio of
+its scaling and position learning rates, 5e-3 / 1.6e-4)."""
+DENSIFY_SETTINGS = ("detail", "densify_every", "densify_threshold", "densify_dropout", "geometry_lr")
+
+
+def trainable(values: dict[str, torch.Tensor], optimize: str, geometry: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors as leaves: those ``optimize`` trains (and with ``geometry`` positions and log-scales) are
+    copies that require grad (an empty tensor, like sh_rest at SH degree 0, has nothing to train); the others are
+    shared, detached."""
+    trained = TRAINED[optimize] + (GEOMETRY if geometry else ())
+    return {name: t.detach().clone().requires_grad_(True) if name in trained and t.numel() else t.detach()
+            for name, t in values.items()}
+
+
+def make_optimizer(params: dict[str, torch.Tensor], learning_rate: float,
+                   rates: dict[str, float] | None = None) -> torch.optim.Adam:
+    """Adam with one parameter group per trained tensor, named after it; ``rates`` overrides some groups' rate."""
+    rates = rates or {}
+    groups = [{"params": [t], "name": name, "lr": rates.get(name, learning_rate)}
+              for name, t in params.items() if t.requires_grad]
+    return torch.optim.Adam(groups, lr=learning_rate)
+
+
+def geometry_rates(settings: StylizeSettings, cameras: Sequence[Camera]) -> dict[str, float]:
+    """Learning rates of positions (``geometry_lr`` × the cameras' extent: 1.1 × the largest distance of a camera
+    centre from their mean, as 3DGS scales its position rate) and log-scales (× ``GEOMETRY_SCALE_LR_RATIO``)."""
+    centres = torch.as_tensor(np.stack([c.position() for c in cameras]), dtype=torch.float64)
+    extent = 1.1 * float((centres - centres.mean(0)).norm(dim=1).max().clamp_min(1e-6))
+    return {"means": settings.geometry_lr * extent, "log_scales": settings.geometry_lr * GEOMETRY_SCALE_LR_RATIO}
+
+
+class TrainedScene:
+    """The optimised tensors (``params``, by ``interchange.ply.GAUSSIAN_VALUES`` name), their optimizer, and what
+    maps each current row to the input: the densifier's ``origin`` and, with a region, its weights."""
+
+    def __init__(self, original: Gaussians, settings: StylizeSettings, rates: dict[str, float],
+                 densifier: densify.Densifier, region: torch.Tensor | None = None):
+        self.original = original
+        self.settings = settings
+        self.rates = rates
+        self.densifier = densifier
+        self.region_input = region
+        self.params = trainable(original.values(), settings.optimize, settings.moves_geometry)
+        self.optimizer = make_optimizer(self.params, settings.learning_rate, rates)
+        self.region, self.base = region, original
+
+    @property
+    def count(self) -> int:
+        return self.params["means"].shape[0]
+
+    def current(self) -> Gaussians:
+        """The Gaussians as rendered now (differentiable in the trained tensors; a region's blend applied)."""
+        g = Gaussians.from_values(self.params)
+        return g if self.region is None else regions.blend(self.base, g, self.region)
+
+    def trained(self) -> list[torch.Tensor]:
+        return [t for t in self.params.values() if t.requires_grad]
+
+    def split(self, iteration: int, cameras: list[tuple[torch.Tensor, torch.Tensor, int, int]]) -> dict:
+        """One densification round (a region's unselected rows are never split); its record."""
+        eligible = None if self.region is None else self.region > 0
+        self.params, record = self.densifier.split(iteration, self.params, self.optimizer, cameras, eligible)
+        self._follow_origin()
+        return asdict(record)
+
+    def _follow_origin(self) -> None:
+        """After a split or a restore, with a region: its weights and the original values per current row (a
+        child takes its parent's)."""
+        if self.region_input is not None:
+            rows = self.densifier.origin
+            self.region, self.base = self.region_input[rows], self.original.rows(rows)
+
+    def state_dict(self) -> dict:
+        """Tensors (whatever their count), optimizer and densification state, in tensors and plain data."""
+        return {"params": {name: t.detach().cpu() for name, t in self.params.items()},
+                "optimizer": self.optimizer.state_dict(), "densify": self.densifier.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self.original.device
+        saved = {name: t.to(device, torch.float32) for name, t in state["params"].items()}
+        self.params = trainable(saved, self.settings.optimize, self.settings.moves_geometry)
+        self.optimizer = make_optimizer(self.params, self.settings.learning_rate, self.rates)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.densifier.load_state_dict(state["densify"])
+        self._follow_origin()
+
+    def unchanged(self) -> bool:
+        """Whether no colour or opacity has moved (the rows are the input's: nothing was stylized)."""
+        live = self.current()
+        return (live.count == self.original.count and torch.equal(live.sh, self.original.sh)
+                and torch.equal(live.opacity, self.original.opacity))
+
+    def splat_data(self, scene: SplatData) -> SplatData:
+        """The result as the input's PLY table: new colours (and opacities), and with detail the rows the
+        densifier made, each carrying its parent's every property with its new position and scale."""
+        final = self.current()
+        moved = self.densifier.enabled or self.settings.moves_geometry
+        template = densify.splat_data(scene, self.densifier.origin, final.values()) if moved else scene
+        return final.to_splat_data(template)
+
+    def densify_report(self) -> dict:
+        return {**self.densifier.report(),
+                "settings": {name: getattr(self.settings, name) for name in DENSIFY_SETTINGS}}
