@@ -15,9 +15,10 @@ import numpy as np
 from ..interchange import orbit
 from ..interchange.cameras import look_at_rotation
 from ..interchange.rotations import nearest_rotation
+from ..io.pinhole import blender_matrix_from_opencv
 from ..splats.objects import read_raw_columns
 from .objects import CLIP_END, CLIP_START, to_blender_matrix
-from .pinhole import blender_matrix_from_opencv, render_size
+from .pinhole import render_size
 
 ORBIT_KEY = "sos_orbit_camera"
 SENSOR_WIDTH = 36.0

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..errors import SplatInputError
 from ..interchange.sh import dc_to_rgb
+from .errors import SplatInputError
 
 DISPLAY_ATTRIBUTES = ("opacity", "scale", "rotation", "color")
 RESERVED_NAMES = frozenset(DISPLAY_ATTRIBUTES) | {"position"}

@@ -11,7 +11,7 @@ OpenCV axes = Blender camera axes x diag(1, -1, -1). Intrinsics follow Blender's
     fx = lens / sensor * viewfac           fy = fx / ycor
     cx = W/2 - shift_x * viewfac           cy = H/2 + shift_y * viewfac / ycor
 
-Only blender_camera_to_opencv touches Blender objects, and only to read their fields.
+cameras/pinhole.py reads these settings from a Blender camera and scene and calls the functions here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SplatInputError
 from ..interchange.cameras import viewmat_from_pose
 from ..interchange.rotations import nearest_rotation
 
@@ -88,31 +87,14 @@ def opencv_pose_from_blender(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return nearest_rotation(matrix[:3, :3]) @ BLENDER_TO_OPENCV_AXES, matrix[:3, 3].copy()
 
 
-def render_size(render) -> tuple[int, int]:
-    """Rendered image size in pixels: resolution x percentage, with Blender's integer rounding."""
-    return (render.resolution_x * render.resolution_percentage // 100,
-            render.resolution_y * render.resolution_percentage // 100)
-
-
-def scene_intrinsics(camera, render) -> BlenderIntrinsics:
-    """BlenderIntrinsics of a camera data-block rendered with a scene's render settings."""
-    width, height = render_size(render)
-    return BlenderIntrinsics(camera.lens, camera.sensor_width, camera.sensor_height, camera.sensor_fit,
-                             camera.shift_x, camera.shift_y, width, height,
-                             render.pixel_aspect_x, render.pixel_aspect_y)
-
-
-def blender_camera_to_opencv(cam_obj, scene,
-                             frame: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """(viewmat 4x4, K 3x3, width, height) of what cam_obj renders in scene.
+def opencv_view(matrix: np.ndarray, intrinsics: BlenderIntrinsics,
+                frame: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(viewmat 4x4, K 3x3, width, height) of a Blender camera with world matrix `matrix` (scale ignored).
 
     viewmat maps world coordinates, or with `frame` (a 4x4 data-to-world matrix such as a splat object's
     matrix_world) that object's data coordinates, to OpenCV camera coordinates.
     """
-    if cam_obj.type != 'CAMERA' or cam_obj.data.type != 'PERSP':
-        raise SplatInputError(f"{cam_obj.name}: not a perspective camera")
-    intrinsics = scene_intrinsics(cam_obj.data, scene.render)
-    rotation, position = opencv_pose_from_blender(np.array(cam_obj.matrix_world))
+    rotation, position = opencv_pose_from_blender(matrix)
     viewmat = viewmat_from_pose(position, rotation)
     if frame is not None:
         viewmat = viewmat @ np.asarray(frame, float)

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..errors import SplatInputError
 from ..interchange.ply import POSITION, PlyHeader, SplatData, parse_header, read_ply
-from .attributes import attribute_name, check_attribute_names, display_values
-from .native import RADIANCE_BASE, SH_PREFIX, loss_warning, native_values, rest_count
+from ..io.attributes import attribute_name, check_attribute_names, display_values
+from ..io.native import RADIANCE_BASE, SH_PREFIX, loss_warning, native_values, rest_count
 from .native_objects import is_native_splat, native_header, native_splats_supported, recover_native
 
 SPLAT_KEY = "gaussian_splat"

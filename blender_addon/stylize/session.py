@@ -17,7 +17,7 @@ import bpy.utils.previews
 
 from ..cameras.orbit import remove_orbit_rig
 from ..errors import SplatInputError
-from .job import Phase, StylizeJob
+from ..io.job import Phase, StylizeJob
 from .job_folder import OUTPUT_FOLDER, jobs_root, prune_jobs
 from .result import import_result
 

@@ -13,11 +13,11 @@ from ..cameras.objects import FRAME_KEY, create_camera_objects, use_camera
 from ..errors import SplatInputError
 from ..interchange.cameras import CameraRecord, find_cameras_file, read_cameras_json
 from ..interchange.ply import SplatData
+from ..io.up_axis import UP_AXIS_ITEMS, up_axis_rotation
 from ..outliner import new_collection
 from ..splats.display_nodes import DISPLAY_INPUTS, add_display_modifier, add_native_display_modifier
 from ..splats.native_objects import native_splats_supported
 from ..splats.objects import create_splat_object, is_splat_object, read_splat_file
-from ..splats.up_axis import UP_AXIS_ITEMS, up_axis_rotation
 
 NATIVE_MODE = ('NATIVE', "Gaussian Splats", "Blender's own Gaussian splats: EEVEE and Cycles draw and render them "
                                              "with the rest of the scene")

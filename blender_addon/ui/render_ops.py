@@ -9,8 +9,8 @@ from bpy.props import StringProperty
 
 from ..cameras.objects import export_order
 from ..errors import SplatInputError, run_reported
-from ..render.colour import png_pixels
-from ..render.png import write_png
+from ..io.colour import png_pixels
+from ..io.png import write_png
 from ..render.view import background_colour, camera_view, render_view, splat_objects
 
 
