@@ -63,3 +63,18 @@ def display_values(raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         "rotation": unit_quaternions(np.stack([raw[f"rot_{i}"] for i in range(4)], axis=1)),
         "color": np.concatenate([dc_colors(f_dc), opacity[:, None]], axis=1),
     }
+
+
+def raw_attribute_type(dtype: np.dtype) -> str:
+    """FLOAT for float properties, INT for integer ones."""
+    return 'FLOAT' if dtype.kind == "f" else 'INT'
+
+
+def to_attribute_values(column: np.ndarray) -> np.ndarray:
+    """float32 or int32 for Blender; uint32 keeps its bit pattern as int32 so export restores it exactly.
+    double becomes float32 (Blender has no 64-bit attributes): the one lossy case, absent from 3DGS files."""
+    if column.dtype.kind == "f":
+        return column.astype(np.float32, copy=False)
+    if column.dtype == np.uint32:
+        return column.view(np.int32)
+    return column.astype(np.int32)

@@ -79,7 +79,7 @@ def test_stylize_in_background_mode_creates_the_stylized_object_and_cameras(work
     assert np.linalg.norm(start - middle) > 0.5 * np.linalg.norm(start - centre)  # it turns around the scene
     assert abs(np.linalg.norm(start - centre) - np.linalg.norm(middle - centre)) < 1e-4
     job_folder = worker_addon.stylize.job_folder
-    assert len(list(job_folder.jobs_root().glob("job_*"))) <= job_folder.KEEP_JOBS
+    assert len(list(job_folder.jobs_root().glob("job_*"))) <= worker_addon.io.job_files.KEEP_JOBS
 
 
 def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(worker_addon, tmp_path: Path) -> None:
