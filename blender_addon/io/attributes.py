@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..interchange.ply import OPACITY, ROTATION, SCALE, SH_DC
 from ..interchange.sh import dc_to_rgb
 from .errors import SplatInputError
 
@@ -55,12 +56,12 @@ def dc_colors(f_dc: np.ndarray) -> np.ndarray:
 
 def display_values(raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Display attributes computed from raw PLY columns (keyed by PLY name)."""
-    opacity = sigmoid(raw["opacity"])
-    f_dc = np.stack([raw[f"f_dc_{i}"] for i in range(3)], axis=1)
+    opacity = sigmoid(raw[OPACITY])
+    f_dc = np.stack([raw[name] for name in SH_DC], axis=1)
     return {
         "opacity": opacity,
-        "scale": np.exp(np.stack([raw[f"scale_{i}"] for i in range(3)], axis=1)).astype(np.float32),
-        "rotation": unit_quaternions(np.stack([raw[f"rot_{i}"] for i in range(4)], axis=1)),
+        "scale": np.exp(np.stack([raw[name] for name in SCALE], axis=1)).astype(np.float32),
+        "rotation": unit_quaternions(np.stack([raw[name] for name in ROTATION], axis=1)),
         "color": np.concatenate([dc_colors(f_dc), opacity[:, None]], axis=1),
     }
 

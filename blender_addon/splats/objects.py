@@ -21,7 +21,8 @@ import bpy
 import numpy as np
 
 from ..errors import SplatInputError
-from ..interchange.ply import POSITION, PlyHeader, SplatData, parse_header, read_ply
+from ..interchange.ply import (OPACITY, POSITION, ROTATION, SCALE, SH_DC, PlyHeader, SplatData, parse_header, read_ply,
+                               rest_names)
 from ..io.attributes import (attribute_name, check_attribute_names, display_values, raw_attribute_type,
                              to_attribute_values)
 from ..io.native import RADIANCE_BASE, SH_PREFIX, loss_warning, native_values, rest_count
@@ -97,10 +98,9 @@ def derived_values(raw: dict[str, np.ndarray], sh_degree: int) -> dict[str, np.n
 
 def derived_inputs(sh_degree: int) -> list[str]:
     """The raw PLY columns derived_values reads."""
-    names = ["opacity"] + [f"f_dc_{i}" for i in range(3)] + [f"scale_{i}" for i in range(3)]
-    names += [f"rot_{i}" for i in range(4)]
+    names = [OPACITY, *SH_DC, *SCALE, *ROTATION]
     if native_splats_supported():
-        names += [f"f_rest_{i}" for i in range(3 * rest_count(sh_degree))]
+        names += rest_names(3 * rest_count(sh_degree))
     return names
 
 
