@@ -110,8 +110,10 @@ def test_the_io_layer_imports_only_numpy_the_standard_library_and_interchange(so
 
 
 def reachable_sources(start: Path, addon: Path = ADDON, shared: Path = SHARED) -> set[Path]:
-    """start and every add-on or interchange source file its relative imports reach, transitively (the add-on's
-    interchange subpackage is the shared package's folder, as the zip lays it out)."""
+    """start and every add-on or interchange source file its relative imports load, transitively: the modules
+    named (``from .x import y``: x, and y where it is a submodule) and the packages above them inside the add-on
+    (the add-on's own __init__, which runs before any of its modules, aside). The add-on's interchange
+    subpackage is the shared package's folder, as the zip lays it out."""
     seen, todo = set(), [start]
     while todo:
         source = todo.pop()
@@ -119,15 +121,24 @@ def reachable_sources(start: Path, addon: Path = ADDON, shared: Path = SHARED) -
             continue
         seen.add(source)
         root = shared if source.is_relative_to(shared) else addon
-        for target in relative_targets(source, root):
-            if root == addon and target[0] == "interchange":
-                folder, target = shared, target[1:]
-            else:
-                folder = root
-            base = folder.joinpath(*target)
-            todo += [path for path in (base.with_suffix(".py"), base / "__init__.py", base.parent / "__init__.py")
-                     if path.is_file()]
+        todo += [path for path in imported_files(source, root, addon, shared) if path not in seen]
     return seen
+
+
+def imported_files(source: Path, root: Path, addon: Path, shared: Path) -> list[Path]:
+    """The source files that source's relative imports load (see reachable_sources)."""
+    own = source.relative_to(root).parent.parts
+    files = []
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.ImportFrom) and node.level > 0):
+            continue
+        module = own[:len(own) - (node.level - 1)] + (tuple(node.module.split(".")) if node.module else ())
+        for target in [module] + [module + (alias.name,) for alias in node.names]:
+            folder, parts = (shared, target[1:]) if root == addon and target[:1] == ("interchange",) else (root, target)
+            base = folder.joinpath(*parts)
+            packages = [folder.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+            files += [path for path in [base.with_suffix(".py"), base / "__init__.py", *packages] if path.is_file()]
+    return files
 
 
 @pytest.mark.parametrize("source", python_files(IO_LAYER), ids=lambda p: p.name)
@@ -140,10 +151,10 @@ def test_nothing_the_io_layer_imports_reaches_blender(source: Path) -> None:
 
 
 def test_the_reach_check_follows_imports_into_other_modules(tmp_path: Path) -> None:
-    """A bpy import two modules away is found (the check would catch io importing a bpy module)."""
+    """A bpy import two modules away is found, also behind `from package import module`."""
     (tmp_path / "io").mkdir()
     (tmp_path / "io" / "a.py").write_text("from .b import thing\n")
-    (tmp_path / "io" / "b.py").write_text("from ..splats.objects import SPLAT_KEY\nthing = 1\n")
+    (tmp_path / "io" / "b.py").write_text("from ..splats import objects\nthing = objects.SPLAT_KEY\n")
     (tmp_path / "splats").mkdir()
     (tmp_path / "splats" / "objects.py").write_text("import bpy\nSPLAT_KEY = 'k'\n")
     reached = reachable_sources(tmp_path / "io" / "a.py", tmp_path, tmp_path / "interchange")
