@@ -1,15 +1,11 @@
-"""The add-on's one exception type for user mistakes (bad files, unusable objects), and how operators report it.
-
-SplatInputError is interchange's InputError itself, so errors raised by the shared PLY and camera code are the
-add-on's own.
-"""
+"""The add-on's user-error type (declared in io/errors.py, bpy-free) and how operators report it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .interchange.errors import InputError as SplatInputError
+from .io.errors import SplatInputError
 
 if TYPE_CHECKING:
     import bpy

@@ -4,8 +4,12 @@
 - The Blender add-on imports only bpy, numpy and the standard library (torch must never load inside Blender),
   in every module of every subpackage; the shared package reaches it as its subpackage ``interchange`` (the
   add-on zip bundles it, install.build_addon_zip).
-- Inside the add-on, imports run downward only: ui/ over stylize/ and render/, over cameras/ and worker/, over
-  splats/, over the base modules, over interchange. Domain code never imports an operator or panel module.
+- Inside the add-on, imports run downward only: ui/ over scene/, stylize/ and render/, over cameras/ and worker/,
+  over splats/, over the base modules, over io/, over interchange. Domain code never imports an operator or panel
+  module.
+- The add-on's io/ layer never reaches bpy: its modules import only numpy, the standard library, interchange and
+  each other, so nothing it imports, directly or through another module, loads bpy (tests/addon_io/ runs it
+  without bpy).
 - The engine never imports bpy or the add-on, and every engine module it imports exists in this tree.
 """
 
@@ -23,7 +27,11 @@ STDLIB = set(sys.stdlib_module_names)
 ADDON_ALLOWED = {"bpy", "bpy_extras", "numpy"} | STDLIB
 # Layer of each add-on subpackage (top-level modules are the base, layer 0). A module may import its own
 # subpackage and lower layers; equal layers stay independent of each other.
-ADDON_LAYERS = {"interchange": -1, "splats": 1, "cameras": 2, "worker": 2, "render": 3, "stylize": 3, "ui": 4}
+ADDON_LAYERS = {"interchange": -2, "io": -1, "splats": 1, "cameras": 2, "worker": 2, "render": 3, "scene": 3,
+                "stylize": 3, "ui": 4}
+IO_LAYER = ADDON / "io"
+IO_ALLOWED = {"numpy"} | STDLIB
+BLENDER_MODULES = {"bpy", "bpy_extras", "mathutils", "gpu", "bmesh", "idprop"}
 SHARED = REPO_ROOT / "interchange"
 SHARED_ALLOWED = {"numpy"} | STDLIB
 ENGINE_PACKAGES = ("core", "interchange")
@@ -91,6 +99,66 @@ def test_the_direction_check_reports_upward_and_sideways_imports(tmp_path: Path)
     module.write_text("from ..ui.export_ops import export_splat\nfrom ..render import view\nfrom . import job\n"
                       "from ..splats.objects import SPLAT_KEY\nfrom ..errors import SplatInputError\n")
     assert upward_imports(module, tmp_path) == ["ui.export_ops (layer 4 >= 3)", "render (layer 3 >= 3)"]
+
+
+@pytest.mark.parametrize("source", python_files(IO_LAYER), ids=lambda p: p.name)
+def test_the_io_layer_imports_only_numpy_the_standard_library_and_interchange(source: Path) -> None:
+    roots = set(absolute_imports(source))
+    assert roots <= IO_ALLOWED, f"{source.relative_to(REPO_ROOT)} imports {sorted(roots - IO_ALLOWED)}"
+    reached = {target[0] for target in relative_targets(source, ADDON)}
+    assert reached <= {"io", "interchange"}, f"{source.relative_to(REPO_ROOT)} imports add-on modules {reached}"
+
+
+def reachable_sources(start: Path, addon: Path = ADDON, shared: Path = SHARED) -> set[Path]:
+    """start and every add-on or interchange source file its relative imports load, transitively: the modules
+    named (``from .x import y``: x, and y where it is a submodule) and the packages above them inside the add-on
+    (the add-on's own __init__, which runs before any of its modules, aside). The add-on's interchange
+    subpackage is the shared package's folder, as the zip lays it out."""
+    seen, todo = set(), [start]
+    while todo:
+        source = todo.pop()
+        if source in seen:
+            continue
+        seen.add(source)
+        root = shared if source.is_relative_to(shared) else addon
+        todo += [path for path in imported_files(source, root, addon, shared) if path not in seen]
+    return seen
+
+
+def imported_files(source: Path, root: Path, addon: Path, shared: Path) -> list[Path]:
+    """The source files that source's relative imports load (see reachable_sources)."""
+    own = source.relative_to(root).parent.parts
+    files = []
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.ImportFrom) and node.level > 0):
+            continue
+        module = own[:len(own) - (node.level - 1)] + (tuple(node.module.split(".")) if node.module else ())
+        for target in [module] + [module + (alias.name,) for alias in node.names]:
+            folder, parts = (shared, target[1:]) if root == addon and target[:1] == ("interchange",) else (root, target)
+            base = folder.joinpath(*parts)
+            packages = [folder.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+            files += [path for path in [base.with_suffix(".py"), base / "__init__.py", *packages] if path.is_file()]
+    return files
+
+
+@pytest.mark.parametrize("source", python_files(IO_LAYER), ids=lambda p: p.name)
+def test_nothing_the_io_layer_imports_reaches_blender(source: Path) -> None:
+    """The closure of the io module's imports (io, interchange) imports no Blender module anywhere."""
+    for reached in reachable_sources(source):
+        blender = set(absolute_imports(reached)) & BLENDER_MODULES
+        assert not blender, f"{source.relative_to(REPO_ROOT)} reaches {reached.relative_to(REPO_ROOT)}, " \
+                            f"which imports {sorted(blender)}"
+
+
+def test_the_reach_check_follows_imports_into_other_modules(tmp_path: Path) -> None:
+    """A bpy import two modules away is found, also behind `from package import module`."""
+    (tmp_path / "io").mkdir()
+    (tmp_path / "io" / "a.py").write_text("from .b import thing\n")
+    (tmp_path / "io" / "b.py").write_text("from ..splats import objects\nthing = objects.SPLAT_KEY\n")
+    (tmp_path / "splats").mkdir()
+    (tmp_path / "splats" / "objects.py").write_text("import bpy\nSPLAT_KEY = 'k'\n")
+    reached = reachable_sources(tmp_path / "io" / "a.py", tmp_path, tmp_path / "interchange")
+    assert {p.relative_to(tmp_path).as_posix() for p in reached} == {"io/a.py", "io/b.py", "splats/objects.py"}
 
 
 @pytest.mark.parametrize("source", python_files(REPO_ROOT / "core"), ids=lambda p: p.name)

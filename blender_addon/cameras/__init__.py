@@ -1,2 +1,3 @@
-"""Cameras: Blender camera <-> OpenCV pinhole maths, camera objects, cameras.json and the orbit rig.
-Built on splats/ (cameras are attached to splat objects)."""
+"""Cameras: Blender cameras read as OpenCV pinhole cameras (io/pinhole.py holds the maths), camera objects <->
+cameras.json, the orbit rig, and which cameras an operation works on. Built on splats/ (cameras are attached to
+splat objects)."""

@@ -19,9 +19,10 @@ import numpy as np
 
 from ..errors import SplatInputError
 from ..interchange.cameras import CameraRecord, parse_record, record_to_json
+from ..io.pinhole import (BlenderIntrinsics, blender_intrinsics, blender_matrix_from_opencv, intrinsics_matrix,
+                         opencv_pose_from_blender)
 from ..splats.objects import SPLAT_KEY
-from .pinhole import (BlenderIntrinsics, blender_intrinsics, blender_matrix_from_opencv, intrinsics_matrix,
-                      opencv_pose_from_blender, render_size)
+from .pinhole import render_size
 
 CAMERA_KEY = "gaussian_splat_camera"
 FRAME_KEY = "gaussian_splat_frame"

@@ -14,10 +14,12 @@ import numpy as np
 
 from ..interchange import orbit
 from ..interchange.cameras import look_at_rotation
+from ..interchange.ply import OPACITY, POSITION
 from ..interchange.rotations import nearest_rotation
+from ..io.pinhole import blender_matrix_from_opencv
 from ..splats.objects import read_raw_columns
 from .objects import CLIP_END, CLIP_START, to_blender_matrix
-from .pinhole import blender_matrix_from_opencv, render_size
+from .pinhole import render_size
 
 ORBIT_KEY = "sos_orbit_camera"
 SENSOR_WIDTH = 36.0
@@ -25,8 +27,8 @@ SENSOR_WIDTH = 36.0
 
 def splat_points(obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian centres [N, 3] and opacity logits [N] of a splat object, in its data coordinates."""
-    columns = read_raw_columns(obj, ["x", "y", "z", "opacity"])
-    return np.stack([columns[k] for k in "xyz"], axis=1).astype(float), columns["opacity"].astype(float)
+    columns = read_raw_columns(obj, [*POSITION, OPACITY])
+    return np.stack([columns[k] for k in POSITION], axis=1).astype(float), columns[OPACITY].astype(float)
 
 
 def data_up(obj: bpy.types.Object) -> np.ndarray:

@@ -1,2 +1,2 @@
-"""Rendering through the worker: a view of the scene's splat objects, the PLY cache it sends, colour and PNG
-files. Built on splats/, cameras/ and worker/."""
+"""Rendering through the worker: a view of the scene's splat objects, the PLY cache it sends, cameras rendered to
+PNG files (colour, PNG and the worker process are in io/). Built on splats/, cameras/ and worker/."""

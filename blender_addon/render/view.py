@@ -15,13 +15,14 @@ import bpy
 import numpy as np
 
 from ..cameras.objects import camera_intrinsics, stored_record
-from ..cameras.pinhole import blender_camera_to_opencv, intrinsics_matrix
+from ..cameras.pinhole import blender_camera_to_opencv
 from ..errors import SplatInputError
+from ..io.colour import linear_to_srgb
+from ..io.pinhole import intrinsics_matrix
+from ..io.render_worker import render_request
 from ..splats.objects import is_gaussian_object
 from ..worker.config import preferred_device, preferred_render_gpu, worker_python
-from ..worker.render_worker import render_request
 from .cache import cache_dir, cached_ply, prune_cache
-from .colour import linear_to_srgb
 
 
 @dataclass(frozen=True)

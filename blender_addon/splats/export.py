@@ -8,7 +8,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..interchange.ply import write_columns
+from ..interchange.ply import POSITION, write_columns
 from ..interchange.transform import transform_columns
 from .edit_mode import object_mode
 from .objects import read_raw_columns, stored_header
@@ -22,4 +22,4 @@ def export_splat(obj: bpy.types.Object | None, path: Path, apply_transform: bool
     if apply_transform:
         columns = transform_columns(columns, np.array(obj.matrix_world), header.sh_degree, obj.name)
     write_columns(path, header, columns)
-    return len(columns["x"])
+    return len(columns[POSITION[0]])

@@ -11,9 +11,9 @@ import bpy
 import numpy as np
 
 from ..errors import SplatInputError
-from .native import (RADIANCE_BASE, SH_DEGREE_BY_COEFFICIENTS, NativeSplats, Recovered, inria_header,
-                     raw_from_native, sh_attribute)
 from ..interchange.ply import PlyHeader, parse_header
+from ..io.native import (RADIANCE_BASE, SH_DEGREE_BY_COEFFICIENTS, NativeSplats, Recovered, inria_header,
+                      raw_from_native, sh_attribute)
 
 NATIVE_TYPE = 'GAUSSIAN_SPLAT'
 SET_TYPE_NODE = 'GeometryNodePointsSetType'

@@ -21,9 +21,11 @@ import bpy
 import numpy as np
 
 from ..errors import SplatInputError
-from ..interchange.ply import POSITION, PlyHeader, SplatData, parse_header, read_ply
-from .attributes import attribute_name, check_attribute_names, display_values
-from .native import RADIANCE_BASE, SH_PREFIX, loss_warning, native_values, rest_count
+from ..interchange.ply import (OPACITY, POSITION, ROTATION, SCALE, SH_DC, PlyHeader, SplatData, parse_header, read_ply,
+                               rest_names)
+from ..io.attributes import (attribute_name, check_attribute_names, display_values, raw_attribute_type,
+                             to_attribute_values)
+from ..io.native import RADIANCE_BASE, SH_PREFIX, loss_warning, native_values, rest_count
 from .native_objects import is_native_splat, native_header, native_splats_supported, recover_native
 
 SPLAT_KEY = "gaussian_splat"
@@ -75,21 +77,6 @@ def create_splat_object(ply: SplatData, name: str, source: Path) -> bpy.types.Ob
     return obj
 
 
-def raw_attribute_type(dtype: np.dtype) -> str:
-    """FLOAT for float properties, INT for integer ones."""
-    return 'FLOAT' if dtype.kind == "f" else 'INT'
-
-
-def to_attribute_values(column: np.ndarray) -> np.ndarray:
-    """float32 or int32 for Blender; uint32 keeps its bit pattern as int32 so export restores it exactly.
-    double becomes float32 (Blender has no 64-bit attributes): the one lossy case, absent from 3DGS files."""
-    if column.dtype.kind == "f":
-        return column.astype(np.float32, copy=False)
-    if column.dtype == np.uint32:
-        return column.view(np.int32)
-    return column.astype(np.int32)
-
-
 def write_attribute(mesh: bpy.types.Mesh, name: str, data_type: str, field: str, values: np.ndarray) -> None:
     """Create or overwrite a point attribute with values (flattened as foreach_set expects)."""
     attr = mesh.attributes.get(name)
@@ -111,10 +98,9 @@ def derived_values(raw: dict[str, np.ndarray], sh_degree: int) -> dict[str, np.n
 
 def derived_inputs(sh_degree: int) -> list[str]:
     """The raw PLY columns derived_values reads."""
-    names = ["opacity"] + [f"f_dc_{i}" for i in range(3)] + [f"scale_{i}" for i in range(3)]
-    names += [f"rot_{i}" for i in range(4)]
+    names = [OPACITY, *SH_DC, *SCALE, *ROTATION]
     if native_splats_supported():
-        names += [f"f_rest_{i}" for i in range(3 * rest_count(sh_degree))]
+        names += rest_names(3 * rest_count(sh_degree))
     return names
 
 

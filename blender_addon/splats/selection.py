@@ -19,9 +19,9 @@ import bpy
 import numpy as np
 
 from ..errors import SplatInputError
-from .attributes import DISPLAY_ATTRIBUTES
+from ..io.attributes import DISPLAY_ATTRIBUTES
+from ..io.native import RADIANCE_BASE, SH_PREFIX
 from .edit_mode import object_mode
-from .native import RADIANCE_BASE, SH_PREFIX
 from .native_objects import NATIVE_ATTRIBUTES, is_native_splat
 from .objects import SPLAT_KEY, is_splat_object
 

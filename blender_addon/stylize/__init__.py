@@ -1,2 +1,3 @@
-"""The Stylize workflow: job folders, the sos-stylize process, the session that follows it, and the result
-brought back into the scene. Built on splats/, cameras/ and worker/."""
+"""The Stylize workflow in the scene: the job folder filled from it, the checks before a start, the session that
+follows the running job (io/job.py), and the result brought back into the scene. Built on splats/, cameras/ and
+worker/."""

@@ -8,14 +8,15 @@
         region.npy      only when part of the object is stylized: one weight per Gaussian, in scene.ply's order
         out/            written by the engine (stylized.ply, cameras.json, previews, report.json)
 
-So a folder can be copied to another machine (a GPU server) and run there unchanged.
+So a folder can be copied to another machine (a GPU server) and run there unchanged. This module fills a folder
+from the Blender scene; io/job_files.py holds what needs no Blender (the arguments, the region file, new and old
+folders).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import bpy
@@ -25,23 +26,14 @@ from ..cameras.objects import camera_record, export_order
 from ..errors import SplatInputError
 from ..interchange.atomic import write_atomically
 from ..interchange.cameras import write_cameras_json
-from ..interchange.protocol import ARGS_FILE, CAMERAS_FILE, OUTPUT_FOLDER, REGION_FILE, SCENE_FILE, STYLE_STEM
-from ..interchange.settings import StylizeSettings, arguments
+from ..interchange.protocol import ARGS_FILE, CAMERAS_FILE, REGION_FILE, SCENE_FILE, STYLE_STEM
+from ..interchange.settings import StylizeSettings
+from ..io.job_files import job_arguments, write_region
 from ..splats.export import export_splat
 from ..splats.selection import region_weights
 
-JOB_PREFIX = "job_"
-KEEP_JOBS = 3
 IMAGE_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
                   "OPEN_EXR": ".exr", "TARGA": ".tga"}
-
-
-def job_arguments(settings: StylizeSettings, style_name: str, region: bool = False) -> list[str]:
-    """sos-stylize's arguments for a job folder, one list item per args.txt line: the files (with the region
-    file when part of the object is stylized), then every setting (interchange.settings.arguments, which the
-    engine's command line parses back to the same settings)."""
-    files = [SCENE_FILE, style_name, "--output", OUTPUT_FOLDER, "--cameras", CAMERAS_FILE]
-    return files + (["--region", REGION_FILE] if region else []) + arguments(settings)
 
 
 def job_region(splat: bpy.types.Object, scene: bpy.types.Scene) -> np.ndarray | None:
@@ -50,30 +42,9 @@ def job_region(splat: bpy.types.Object, scene: bpy.types.Scene) -> np.ndarray | 
     return region_weights(splat, props.region_source, props.region_attribute)
 
 
-def write_region(path: Path, weights: np.ndarray) -> None:
-    """The region file: float32 [N] as a NumPy .npy array (the engine's --region format)."""
-    write_atomically(path, lambda handle: np.save(handle, weights.astype(np.float32), allow_pickle=False))
-
-
 def jobs_root() -> Path:
     """Where the add-on keeps job folders: the Blender session's temporary folder (removed when Blender quits)."""
     return Path(bpy.app.tempdir or tempfile.gettempdir()) / "sos_jobs"
-
-
-def new_job_folder(root: Path) -> Path:
-    """A new, empty job folder under root."""
-    root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{JOB_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}_", dir=root))
-
-
-def prune_jobs(root: Path, keep: int = KEEP_JOBS) -> None:
-    """Delete all but the `keep` newest job folders under root."""
-    if not root.is_dir():
-        return
-    folders = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith(JOB_PREFIX)),
-                     key=lambda p: p.stat().st_mtime, reverse=True)
-    for folder in folders[keep:]:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def style_image_file(image: bpy.types.Image | None) -> tuple[Path | None, bytes | None, str]:

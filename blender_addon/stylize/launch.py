@@ -14,11 +14,12 @@ import bpy
 from ..cameras.objects import CAMERA_KEY
 from ..cameras.orbit import ORBIT_KEY, create_orbit_rig, orbit_cameras_of, remove_orbit_rig
 from ..errors import SplatInputError
+from ..io.job import JobTarget, StylizeJob
+from ..io.job_files import new_job_folder
+from ..io.worker_config import check_worker, effective_device, require_compatible, stylize_gpus
 from ..splats.objects import conversion_warning, is_gaussian_object
-from ..worker.config import (check_worker, effective_device, preferred_device, require_compatible, requested_gpus,
-                             stylize_gpus, worker_python)
-from .job import JobTarget, StylizeJob
-from .job_folder import jobs_root, new_job_folder, write_job
+from ..worker.config import preferred_device, requested_gpus, worker_python
+from .job_folder import jobs_root, write_job
 
 
 def active_splat(context: bpy.types.Context) -> bpy.types.Object:

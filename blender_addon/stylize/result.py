@@ -14,10 +14,11 @@ from bpy_extras import anim_utils
 
 from ..cameras.objects import create_camera_objects, to_blender_matrix
 from ..cameras.orbit import data_up, new_camera, splat_points
-from ..cameras.pinhole import blender_matrix_from_opencv, render_size
+from ..cameras.pinhole import render_size
 from ..interchange import orbit
 from ..interchange.cameras import look_at_rotation, read_cameras_json
 from ..interchange.protocol import OUTPUT_CAMERAS_FILE, STYLIZED_FILE
+from ..io.pinhole import blender_matrix_from_opencv
 from ..outliner import new_collection
 from ..splats.display_nodes import (DISPLAY_INPUTS, add_display_modifier, add_native_display_modifier,
                                     display_modifier, get_display_input, is_native_display, set_display_input)

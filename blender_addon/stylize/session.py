@@ -17,8 +17,10 @@ import bpy.utils.previews
 
 from ..cameras.orbit import remove_orbit_rig
 from ..errors import SplatInputError
-from .job import Phase, StylizeJob
-from .job_folder import OUTPUT_FOLDER, jobs_root, prune_jobs
+from ..interchange.protocol import OUTPUT_FOLDER
+from ..io.job import Phase, StylizeJob
+from ..io.job_files import prune_jobs
+from .job_folder import jobs_root
 from .result import import_result
 
 TICK_S = 0.25

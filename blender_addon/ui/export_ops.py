@@ -6,6 +6,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
+from ..cameras.collections import scene_cameras
 from ..cameras.objects import export_records
 from ..errors import SplatInputError, run_reported
 from ..interchange.cameras import write_cameras_json
@@ -17,16 +18,6 @@ CAMERA_FRAMES = [
                             "as in the original 3DGS scene"),
     ('WORLD', "Blender World", "Poses in Blender world coordinates (pairs with a PLY exported with Apply Transform)"),
 ]
-
-
-def scene_cameras(context: bpy.types.Context, collection_name: str) -> list[bpy.types.Object]:
-    """Cameras of the named collection (children included), or of the whole scene when the name is empty."""
-    if not collection_name:
-        return [o for o in context.scene.objects if o.type == 'CAMERA']
-    collection = bpy.data.collections.get(collection_name)
-    if collection is None:
-        raise SplatInputError(f"collection {collection_name!r} does not exist")
-    return [o for o in collection.all_objects if o.type == 'CAMERA']
 
 
 class EXPORT_SCENE_OT_gaussian_splat(bpy.types.Operator, ExportHelper):
@@ -79,7 +70,7 @@ class EXPORT_SCENE_OT_gaussian_splat_cameras(bpy.types.Operator, ExportHelper):
         context.view_layer.update()  # current matrix_world for the transform and camera poses
 
         def export() -> str:
-            cameras = scene_cameras(context, self.collection)
+            cameras = scene_cameras(context.scene, self.collection)
             if not cameras:
                 raise SplatInputError(f"no cameras to export in {self.collection or 'the scene'}")
             write_cameras_json(path, export_records(cameras, context.scene, self.frame == 'WORLD'))

@@ -5,7 +5,8 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..errors import SplatInputError
-from ..worker.config import ADDON_PACKAGE, cached_check, configured_python
+from ..io.worker_config import cached_check
+from ..worker.config import ADDON_PACKAGE, configured_python
 
 MAX_GPUS = 64
 

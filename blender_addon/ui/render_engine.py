@@ -20,9 +20,9 @@ import bpy
 
 from ..cameras.pinhole import render_size
 from ..errors import SplatInputError
-from ..render.colour import blender_pixels
+from ..io import render_worker
+from ..io.colour import blender_pixels
 from ..render.view import background_colour, render_view, scene_camera_view, splat_objects
-from ..worker import render_worker
 from .stylize_panel import COLOUR_NOTE, wrapped_label
 
 ENGINE_ID = "GAUSSIAN_SPLATS"

@@ -1,4 +1,4 @@
-"""Render every camera of a collection to PNG files through the render worker (one file per camera)."""
+"""Render Cameras: every camera of a collection to PNG files through the render worker (render/batch.py)."""
 
 from __future__ import annotations
 
@@ -7,37 +7,9 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
-from ..cameras.objects import export_order
-from ..errors import SplatInputError, run_reported
-from ..render.colour import png_pixels
-from ..render.png import write_png
-from ..render.view import background_colour, camera_view, render_view, splat_objects
-
-
-def collection_cameras(name: str) -> list[bpy.types.Object]:
-    """Perspective cameras of a collection and its children, in file order (imported id, then name)."""
-    collection = bpy.data.collections.get(name)
-    if collection is None:
-        raise SplatInputError(f"Collection {name!r} does not exist")
-    cameras = [o for o in collection.all_objects if o.type == 'CAMERA' and o.data.type == 'PERSP']
-    if not cameras:
-        raise SplatInputError(f"Collection {name!r} holds no perspective camera")
-    return sorted(cameras, key=export_order)
-
-
-def render_cameras(context: bpy.types.Context, cameras: list[bpy.types.Object], folder: Path) -> list[Path]:
-    """One PNG per camera (named after it) of what the Gaussian Splats engine would render; returns the files."""
-    folder.mkdir(parents=True, exist_ok=True)
-    scene = context.scene
-    objects = splat_objects(context.evaluated_depsgraph_get())
-    background = background_colour(scene)
-    paths = []
-    for camera in cameras:
-        image, _ = render_view(objects, camera_view(camera, scene), background, lambda: False)
-        path = folder / f"{bpy.path.clean_name(camera.name)}.png"
-        write_png(path, png_pixels(image))
-        paths.append(path)
-    return paths
+from ..cameras.collections import collection_cameras
+from ..errors import run_reported
+from ..render.batch import render_cameras
 
 
 class SOS_OT_render_cameras(bpy.types.Operator):

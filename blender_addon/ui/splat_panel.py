@@ -3,7 +3,7 @@
 import bpy
 
 from ..splats.display_nodes import display_input_names, display_modifier, input_property, is_native_display
-from ..splats.native import SH_DEGREE_BY_COEFFICIENTS
+from ..io.native import SH_DEGREE_BY_COEFFICIENTS
 from ..splats.native_objects import is_native_splat, sh_coefficient_count
 from ..splats.objects import SPLAT_KEY, is_gaussian_object
 from .sidebar import SidebarPanel

@@ -7,10 +7,11 @@ from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from ..cameras.orbit import create_orbit_rig
 from ..errors import SplatInputError, run_reported
+from ..io.worker_config import check_problems, check_worker, describe_check, require_compatible
 from ..splats.edit_mode import object_mode
 from ..stylize import session as stylize_session
 from ..stylize.launch import active_splat, export_job, start_job
-from ..worker.config import check_problems, check_worker, describe_check, require_compatible, worker_python
+from ..worker.config import worker_python
 
 
 class SOS_OT_stylize(bpy.types.Operator):

@@ -9,12 +9,13 @@ import bpy
 
 from ..errors import SplatInputError
 from ..interchange.settings import ADVANCED, MAIN, rows
+from ..io import render_worker
+from ..io.job import StylizeJob
+from ..io.worker_config import cached_check, check_problems, describe_check
 from ..splats.objects import is_gaussian_object
 from ..splats.selection import ATTRIBUTE, SELECTED, point_count, selected_count
 from ..stylize import session as stylize_session
-from ..stylize.job import StylizeJob
-from ..worker import render_worker
-from ..worker.config import addon_preferences, cached_check, check_problems, configured_python, describe_check
+from ..worker.config import addon_preferences, configured_python
 from .sidebar import SidebarPanel
 
 MESSAGE_ICONS = {'INFO': 'INFO', 'WARNING': 'ERROR', 'ERROR': 'CANCEL'}

@@ -1,2 +1,2 @@
-"""The worker: which Python runs the engine, its self-check, child processes read by threads, and the
-long-lived render worker's protocol. Independent of splats/ and cameras/."""
+"""The worker as the add-on preferences configure it (its Python, device and GPUs). The worker's processes,
+self-check and render protocol need no Blender: they are in io/."""

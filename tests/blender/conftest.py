@@ -88,7 +88,7 @@ def worker_addon(addon):
     configure(addon)
     yield addon
     addon.stylize.session.shutdown()
-    addon.worker.render_worker.shutdown()
+    addon.io.render_worker.shutdown()
     if bpy.app.timers.is_registered(addon.stylize.session.tick):
         bpy.app.timers.unregister(addon.stylize.session.tick)
 

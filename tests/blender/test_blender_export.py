@@ -155,7 +155,7 @@ def test_every_file_the_addon_writes_is_0644_like_any_saved_file(addon, tmp_path
         baked = out / "baked.ply"
         assert bpy.ops.export_scene.gaussian_splat(filepath=str(baked), apply_transform=True) == {'FINISHED'}
         assert bpy.ops.export_scene.gaussian_splat_cameras(filepath=str(out / "cameras.json")) == {'FINISHED'}
-        addon.render.png.write_png(out / "view.png", np.zeros((2, 3, 4), np.uint8))
+        addon.io.png.write_png(out / "view.png", np.zeros((2, 3, 4), np.uint8))
         assert bpy.ops.sos.export_job(directory=str(tmp_path / "job")) == {'FINISHED'}
     finally:
         os.umask(previous)

@@ -82,7 +82,7 @@ def test_the_real_engine_receives_the_gpu_count(worker_addon, tmp_path: Path) ->
 
 
 def test_check_reports_the_gpu_count_and_the_preferences_show_it(worker_addon, tmp_path: Path) -> None:
-    config = worker_addon.worker.config
+    config = worker_addon.io.worker_config
     real = str(tree_worker(tmp_path / "engine_python"))
     info = config.check_worker(real)
     assert isinstance(info["gpu_count"], int) and len(info["gpu_names"]) == info["gpu_count"]
@@ -124,6 +124,6 @@ def test_render_gpu_reaches_the_render_worker(worker_addon, tmp_path: Path, devi
     started = time.monotonic()
     assert bpy.ops.render.render() == {'FINISHED'}
     assert time.monotonic() - started < TIMEOUT_S
-    worker = worker_addon.worker.render_worker.current_worker()
+    worker = worker_addon.io.render_worker.current_worker()
     assert worker.process.proc.args[-len(passed) - 3:] == ["--serve", "--device", device.lower()] + passed
     assert worker.device == "cpu"

@@ -164,7 +164,7 @@ def test_render_cameras_writes_one_png_per_camera_through_one_worker(worker_addo
     set_up_render(scene, transparent=True)
     out = tmp_path / "renders"
     assert bpy.ops.sos.render_cameras(collection="tiny Cameras", directory=str(out)) == {'FINISHED'}
-    worker = worker_addon.worker.render_worker.current_worker()
+    worker = worker_addon.io.render_worker.current_worker()
     cameras = read_cameras(ply.parent / "cameras.json")
     files = sorted(out.glob("*.png"))
     assert [f.stem for f in files] == sorted(c["name"] for c in cameras)
@@ -178,7 +178,7 @@ def test_render_cameras_writes_one_png_per_camera_through_one_worker(worker_addo
     set_up_render(scene, size=(40, 30), percentage=100)
     scene.camera = bpy.data.objects[cameras[0]["name"]]
     render_to(tmp_path / "f12.png", 'PNG')
-    assert worker_addon.worker.render_worker.current_worker() is worker  # reused by F12, not restarted
+    assert worker_addon.io.render_worker.current_worker() is worker  # reused by F12, not restarted
     assert worker.alive()
 
 
@@ -207,7 +207,7 @@ def test_a_render_worker_that_cannot_serve_is_an_error_report(worker_addon, tmp_
     with pytest.raises(RuntimeError, match=message):
         bpy.ops.render.render()
     assert obj.name in bpy.data.objects
-    assert worker_addon.worker.render_worker.current_worker() is None
+    assert worker_addon.io.render_worker.current_worker() is None
 
 
 def test_the_engine_offers_blenders_output_and_colour_panels(worker_addon) -> None:

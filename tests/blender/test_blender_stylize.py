@@ -79,7 +79,7 @@ def test_stylize_in_background_mode_creates_the_stylized_object_and_cameras(work
     assert np.linalg.norm(start - middle) > 0.5 * np.linalg.norm(start - centre)  # it turns around the scene
     assert abs(np.linalg.norm(start - centre) - np.linalg.norm(middle - centre)) < 1e-4
     job_folder = worker_addon.stylize.job_folder
-    assert len(list(job_folder.jobs_root().glob("job_*"))) <= job_folder.KEEP_JOBS
+    assert len(list(job_folder.jobs_root().glob("job_*"))) <= worker_addon.io.job_files.KEEP_JOBS
 
 
 def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(worker_addon, tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(worker_addon, tm
     assert bpy.ops.sos.cancel() == {'FINISHED'}
     run_ticks(session, lambda: False)
     assert job.process.proc.poll() is not None
-    assert job.phase is worker_addon.stylize.job.Phase.CANCELLED
+    assert job.phase is worker_addon.io.job.Phase.CANCELLED
     assert "cancelled" in session.SESSION.messages[-1].text
     assert not job.folder.exists()
     assert_unchanged(before, obj)
@@ -110,7 +110,7 @@ def test_cancel_terminates_a_worker_that_does_not_stop_by_itself(worker_addon, t
         print(json.dumps({"event": "progress", "iteration": 1, "iterations": 9}), flush=True)
         time.sleep(60)  # never looks at the cancel file
         """)))
-    monkeypatch.setattr(worker_addon.stylize.job, "CANCEL_GRACE_S", 0.3)
+    monkeypatch.setattr(worker_addon.io.job, "CANCEL_GRACE_S", 0.3)
     bpy.ops.sos.stylize(run_async=True)
     session = worker_addon.stylize.session
     job = session.SESSION.job
@@ -120,7 +120,7 @@ def test_cancel_terminates_a_worker_that_does_not_stop_by_itself(worker_addon, t
     run_ticks(session, lambda: False, timeout_s=10)
     assert time.monotonic() - started < 5
     assert job.process.proc.returncode == -signal.SIGTERM
-    assert job.phase is worker_addon.stylize.job.Phase.CANCELLED
+    assert job.phase is worker_addon.io.job.Phase.CANCELLED
     assert_unchanged(before, obj)
 
 
@@ -210,7 +210,7 @@ def test_a_worker_of_another_release_is_named_with_how_to_update(worker_addon, t
     with pytest.raises(RuntimeError, match=message):
         bpy.ops.sos.stylize()
     assert_unchanged(before, obj)
-    config = worker_addon.worker.config
+    config = worker_addon.io.worker_config
     configure(worker_addon, python=str(fake_worker(tmp_path / "same", "")))
     assert bpy.ops.sos.check_worker() == {'FINISHED'}
     info = config.cached_check(str(tmp_path / "same"))
@@ -230,11 +230,11 @@ def test_worker_python_from_the_environment_and_install_settings(worker_addon, t
     settings.parent.mkdir()
     settings.write_text(json.dumps({"worker_python": "/opt/worker/bin/python"}))
     assert config.configured_python() == ("/opt/worker/bin/python", str(settings))
-    assert install.user_data_dir() == config.user_data_dir()  # where install.py writes it
+    assert install.user_data_dir() == worker_addon.io.worker_config.user_data_dir()  # where install.py writes it
     assert bpy.ops.sos.check_worker.poll()
     configure(worker_addon)
     assert bpy.ops.sos.check_worker() == {'FINISHED'}
-    info = config.cached_check(worker_python())
+    info = worker_addon.io.worker_config.cached_check(worker_python())
     assert info["cuda"] is False and info["python"] == worker_python()
 
 

@@ -44,7 +44,7 @@ if {settings_python!r}:
 bpy.ops.wm.open_mainfile(filepath={blend!r})
 frames = []
 def after_frame(scene, *_):
-    worker = addon.worker.render_worker.current_worker()
+    worker = addon.io.render_worker.current_worker()
     frames.append({{"frame": scene.frame_current, "t": time.perf_counter(), "worker": worker.process.proc.pid}})
 bpy.app.handlers.render_post.append(after_frame)
 start = time.perf_counter()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..interchange.ply import NORMAL, OPACITY, POSITION, ROTATION, SCALE, SH_DC, rest_names
 from .attributes import sigmoid
 
 RADIANCE_BASE = "radiance:base"
@@ -39,9 +40,7 @@ def rest_count(sh_degree: int) -> int:
 def inria_names(sh_degree: int) -> list[str]:
     """Vertex properties of a 3DGS PLY in the order the reference implementation writes them (normals included,
     as zeros, so readers that expect the Inria layout byte by byte load it)."""
-    return (["x", "y", "z", "nx", "ny", "nz"] + [f"f_dc_{i}" for i in range(3)]
-            + [f"f_rest_{i}" for i in range(3 * rest_count(sh_degree))] + ["opacity"]
-            + [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)])
+    return [*POSITION, *NORMAL, *SH_DC, *rest_names(3 * rest_count(sh_degree)), OPACITY, *SCALE, *ROTATION]
 
 
 def inria_header(count: int, sh_degree: int) -> str:
@@ -54,11 +53,12 @@ def inria_header(count: int, sh_degree: int) -> str:
 def native_values(raw: Mapping[str, np.ndarray], sh_degree: int) -> dict[str, np.ndarray]:
     """The radiance attributes of Blender's native splats from raw PLY columns (keyed by PLY name):
     radiance:base [N, 4] and radiance:sh_<i> [N, 3]. (`scale` and `rotation` are the display attributes.)"""
-    base = np.stack([raw[f"f_dc_{i}"] for i in range(3)] + [sigmoid(raw["opacity"])], axis=1)
+    base = np.stack([raw[name] for name in SH_DC] + [sigmoid(raw[OPACITY])], axis=1)
     values = {RADIANCE_BASE: base.astype(np.float32)}
     per_channel = rest_count(sh_degree)
+    rest = rest_names(3 * per_channel)
     for i in range(per_channel):
-        coefficient = [raw[f"f_rest_{channel * per_channel + i}"] for channel in range(3)]
+        coefficient = [raw[rest[channel * per_channel + i]] for channel in range(3)]
         values[sh_attribute(i)] = np.stack(coefficient, axis=1).astype(np.float32)
     return values
 
@@ -100,16 +100,17 @@ def raw_from_native(native: NativeSplats) -> Recovered:
     which Blender does not keep, are zeros (as 3DGS itself writes them)."""
     count, per_channel = len(native.position), len(native.sh)
     columns = {name: np.zeros(count, np.float32) for name in inria_names(native.sh_degree)}
-    columns.update(zip("xyz", native.position.T))
-    columns.update((f"f_dc_{i}", native.base[:, i]) for i in range(3))
+    columns.update(zip(POSITION, native.position.T))
+    columns.update(zip(SH_DC, native.base[:, :3].T))
+    rest = rest_names(3 * per_channel)
     for i, coefficient in enumerate(native.sh):
-        columns.update((f"f_rest_{channel * per_channel + i}", coefficient[:, channel]) for channel in range(3))
+        columns.update((rest[channel * per_channel + i], coefficient[:, channel]) for channel in range(3))
     alpha = native.base[:, 3]
-    columns["opacity"] = logit(alpha)
+    columns[OPACITY] = logit(alpha)
     usable = np.isfinite(native.scale) & (native.scale >= FLOAT32.tiny)
     log_scale = np.log(np.clip(native.scale.astype(np.float64), FLOAT32.tiny, FLOAT32.max))
-    columns.update((f"scale_{i}", log_scale[:, i]) for i in range(3))
-    columns.update((f"rot_{i}", native.rotation[:, i]) for i in range(4))
+    columns.update(zip(SCALE, log_scale.T))
+    columns.update(zip(ROTATION, native.rotation.T))
     columns = {name: np.ascontiguousarray(values, np.float32) for name, values in columns.items()}
     return Recovered(columns, native.sh_degree, int((alpha >= 1).sum()), int((alpha <= 0).sum()),
                      int((~usable).any(axis=1).sum()))

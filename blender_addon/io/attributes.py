@@ -14,8 +14,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..errors import SplatInputError
+from ..interchange.ply import OPACITY, ROTATION, SCALE, SH_DC
 from ..interchange.sh import dc_to_rgb
+from .errors import SplatInputError
 
 DISPLAY_ATTRIBUTES = ("opacity", "scale", "rotation", "color")
 RESERVED_NAMES = frozenset(DISPLAY_ATTRIBUTES) | {"position"}
@@ -55,11 +56,26 @@ def dc_colors(f_dc: np.ndarray) -> np.ndarray:
 
 def display_values(raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Display attributes computed from raw PLY columns (keyed by PLY name)."""
-    opacity = sigmoid(raw["opacity"])
-    f_dc = np.stack([raw[f"f_dc_{i}"] for i in range(3)], axis=1)
+    opacity = sigmoid(raw[OPACITY])
+    f_dc = np.stack([raw[name] for name in SH_DC], axis=1)
     return {
         "opacity": opacity,
-        "scale": np.exp(np.stack([raw[f"scale_{i}"] for i in range(3)], axis=1)).astype(np.float32),
-        "rotation": unit_quaternions(np.stack([raw[f"rot_{i}"] for i in range(4)], axis=1)),
+        "scale": np.exp(np.stack([raw[name] for name in SCALE], axis=1)).astype(np.float32),
+        "rotation": unit_quaternions(np.stack([raw[name] for name in ROTATION], axis=1)),
         "color": np.concatenate([dc_colors(f_dc), opacity[:, None]], axis=1),
     }
+
+
+def raw_attribute_type(dtype: np.dtype) -> str:
+    """FLOAT for float properties, INT for integer ones."""
+    return 'FLOAT' if dtype.kind == "f" else 'INT'
+
+
+def to_attribute_values(column: np.ndarray) -> np.ndarray:
+    """float32 or int32 for Blender; uint32 keeps its bit pattern as int32 so export restores it exactly.
+    double becomes float32 (Blender has no 64-bit attributes): the one lossy case, absent from 3DGS files."""
+    if column.dtype.kind == "f":
+        return column.astype(np.float32, copy=False)
+    if column.dtype == np.uint32:
+        return column.view(np.int32)
+    return column.astype(np.int32)

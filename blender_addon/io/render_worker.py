@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import SplatInputError
+from .errors import SplatInputError
 from ..interchange.protocol import READY_EVENT, worker_command
-from .config import INSTALL_HINT, protocol_problem
+from .worker_config import INSTALL_HINT, protocol_problem
 from .process import LineProcess
 
 START_TIMEOUT_S = 300.0

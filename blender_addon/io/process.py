@@ -13,8 +13,8 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from ..errors import SplatInputError
-from .config import INSTALL_HINT, last_line, process_flags, worker_environment
+from .errors import SplatInputError
+from .worker_config import INSTALL_HINT, last_line, process_flags, worker_environment
 
 STDERR_LINES = 60
 STOP_GRACE_S = 3.0

@@ -1,7 +1,6 @@
-"""Blender 5.3 native splat attributes <-> raw 3DGS values (blender_addon/splats/native.py), on plain numpy.
+"""Blender 5.3 native splat attributes <-> raw 3DGS values (blender_addon/io/native.py), on plain numpy.
 
-native.py is loaded as part of a stand-in `splats` package, so neither bpy nor the add-on's other modules are
-imported. Blender's own conversion is written out here independently, from the conventions note: radiance:base
+Blender's own conversion is written out here independently, from the conventions note: radiance:base
 = (f_dc, sigmoid(opacity)), scale = exp, rotation = normalised, radiance:sh_<i> = (f_rest[i], f_rest[K+i],
 f_rest[2K+i]), computed in float32 as Blender does (so logits above ~16.6 give exactly 1.0, below ~-88 exactly
 0.0). Opacities and scales can only come back to the precision float32 gave them: the bounds below are that
@@ -12,31 +11,12 @@ actual values are checked against the same bounds in tests/blender/test_blender_
 
 from __future__ import annotations
 
-import ast
-import importlib
-import importlib.util
-import sys
-import types
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "addon_without_blender"
+from addon_package import load_addon
 
-
-def load_native():
-    """blender_addon/splats/native.py, imported without bpy: a stand-in for the add-on's top package whose path
-    holds the add-on's source and, as the zip does, the shared interchange package (its __init__ imports bpy)."""
-    if PACKAGE not in sys.modules:
-        package = types.ModuleType(PACKAGE)
-        package.__path__ = [str(ROOT / "blender_addon"), str(ROOT)]
-        sys.modules[PACKAGE] = package
-    return importlib.import_module(f"{PACKAGE}.splats.native")
-
-
-native = load_native()
+native = load_addon().io.native
 
 
 def columns_of(count: int, degree: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -152,13 +132,10 @@ def test_the_header_is_the_inria_layout() -> None:
     assert text.endswith("end_header\n")
 
 
-def test_native_module_needs_only_numpy() -> None:
-    """native.py stays testable without Blender: numpy, the standard library and its numpy-only sibling."""
-    imports = set()
-    for node in ast.walk(ast.parse((ROOT / "blender_addon" / "splats" / "native.py").read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            imports |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            imports.add("." * node.level + (node.module or ""))
-    assert imports <= {"__future__", "collections.abc", "dataclasses", "numpy", ".attributes"}, imports
-    assert "bpy" not in sys.modules[f"{PACKAGE}.splats.attributes"].__dict__
+def test_the_column_order_is_the_reference_implementations() -> None:
+    """The Inria order, spelled out here independently of interchange's vocabulary: position, normals, DC, the
+    channel-major rest, opacity, scales, rotation."""
+    assert native.inria_names(0) == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
+                                     "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    with_rest = native.inria_names(2)
+    assert with_rest[9:33] == [f"f_rest_{i}" for i in range(24)] and with_rest[33] == "opacity"

@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 
 from ..interchange.protocol import CANCEL_FILE, EXIT_CANCELLED, EXIT_DONE, EXIT_OUT_OF_MEMORY, job_command
-from ..worker.process import LineProcess
+from .process import LineProcess
 
 CANCEL_GRACE_S = 5.0
 

@@ -1,0 +1,115 @@
+"""One stylization process and its JSON-lines events (blender_addon/io/job.py), with stand-in engines: what the
+add-on shows and concludes from the events and the exit code, and how it cancels."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from addon_package import load_addon
+
+addon = load_addon()
+job_module = addon.io.job
+protocol = addon.interchange.protocol
+TIMEOUT_S = 30.0
+START = {"event": "start", "iterations": 10, "gaussians": 600, "sh_degree": 1, "views": 3, "cameras": 3}
+
+
+def progress(iteration: int) -> dict:
+    return {"event": "progress", "iteration": iteration, "iterations": 10, "style": 0.5 / iteration,
+            "content": 0.25, "it_per_s": 2.0, "eta_s": (10 - iteration) / 2}
+
+
+def engine(fake_python: Callable, events: list[dict], then: str = "sys.exit(0)") -> str:
+    """A stand-in engine printing events (and a line that is not JSON), then running `then`."""
+    lines = [json.dumps(event) for event in events]
+    return str(fake_python(textwrap.dedent(f"""\
+        import json, os, signal, time
+        print("plain text from a library", flush=True)
+        for line in {lines!r}:
+            print(line, flush=True)
+        """) + textwrap.dedent(then)))
+
+
+def run(folder: Path, python: str, gpus: str | None = None, cancel_after: int | None = None):
+    """Start a job in folder and advance it until it ends (asking to cancel after that many events)."""
+    target = job_module.JobTarget(object_uid=1, object_name="scan", scene_name="Scene")
+    job = job_module.StylizeJob(folder, python, target, gpus)
+    deadline = time.monotonic() + TIMEOUT_S
+    while job.advance() is job_module.Phase.RUNNING:
+        if cancel_after is not None and len(job.events) >= cancel_after:
+            job.request_cancel()
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.01)
+    return job
+
+
+def test_a_finished_job_is_done_with_its_progress_and_preview(fake_python: Callable, tmp_path: Path) -> None:
+    events = [START, progress(5), {"event": "preview", "iteration": 5, "path": "out/preview.png"}, progress(10),
+              {"event": "done", "ply": "out/stylized.ply", "report": "out/report.json", "text": "done"}]
+    job = run(tmp_path, engine(fake_python, events))
+    assert job.phase is job_module.Phase.DONE and job.error is None
+    assert job.events == events  # the plain text line is not an event
+    assert (job.progress.iteration, job.progress.total, job.progress.fraction) == (10, 10, 1.0)
+    assert (job.progress.style, job.progress.content, job.progress.eta_s) == (0.05, 0.25, 0.0)
+    assert job.preview == tmp_path / "out" / "preview.png" and job.preview_count == 1
+
+
+def test_the_job_runs_the_protocols_command_in_its_folder(fake_python: Callable, tmp_path: Path) -> None:
+    folder = tmp_path / "job"
+    folder.mkdir()
+    python = engine(fake_python, [], then="print(json.dumps({'event': 'done', 'ply': '', 'report': '', 'text': "
+                                          "json.dumps([os.getcwd()] + sys.argv[1:])}))")
+    job = run(folder, python, gpus="2")
+    assert json.loads(job.events[-1]["text"]) == [str(folder)] + protocol.job_command(python, "2")[1:]
+
+
+def test_a_crash_names_the_iteration_and_the_last_error_line(fake_python: Callable, tmp_path: Path) -> None:
+    python = engine(fake_python, [START, progress(4)],
+                    then="sys.stderr.write('Traceback\\nRuntimeError: boom\\n'); sys.exit(1)")
+    job = run(tmp_path, python)
+    assert job.phase is job_module.Phase.FAILED
+    assert job.error == "The worker failed (exit code 1) at iteration 4/10: RuntimeError: boom"
+
+
+def test_the_engines_own_error_message_is_the_error(fake_python: Callable, tmp_path: Path) -> None:
+    python = engine(fake_python, [{"event": "error", "message": "style.png: not an image"}],
+                    then=f"sys.exit({protocol.EXIT_BAD_INPUT})")
+    assert run(tmp_path, python).error == "style.png: not an image"
+
+
+def test_out_of_memory_adds_what_to_lower(fake_python: Callable, tmp_path: Path) -> None:
+    python = engine(fake_python, [START, {"event": "error", "message": "GPU out of memory at 2048 px"}],
+                    then=f"sys.exit({protocol.EXIT_OUT_OF_MEMORY})")
+    assert run(tmp_path, python).error == ("GPU out of memory at 2048 px (lower Resolution or set a GPU Memory Cap "
+                                           "in the Stylize panel)")
+
+
+def test_a_worker_killed_by_a_signal_says_so(fake_python: Callable, tmp_path: Path) -> None:
+    job = run(tmp_path, engine(fake_python, [], then="os.kill(os.getpid(), signal.SIGKILL)"))
+    assert job.phase is job_module.Phase.FAILED
+    assert job.error == "The worker stopped unexpectedly (signal 9) at start-up"
+
+
+def test_cancel_writes_the_cancel_file_and_the_engine_stops(fake_python: Callable, tmp_path: Path) -> None:
+    python = engine(fake_python, [START], then=f"""\
+        while not os.path.exists({protocol.CANCEL_FILE!r}):
+            time.sleep(0.01)
+        print(json.dumps({{"event": "cancelled", "iteration": 0, "text": "cancelled"}}), flush=True)
+        sys.exit({protocol.EXIT_CANCELLED})
+        """)
+    job = run(tmp_path, python, cancel_after=1)
+    assert job.phase is job_module.Phase.CANCELLED and job.process.proc.returncode == protocol.EXIT_CANCELLED
+    assert (tmp_path / protocol.CANCEL_FILE).is_file()
+
+
+def test_an_engine_that_ignores_cancel_is_terminated(fake_python: Callable, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(job_module, "CANCEL_GRACE_S", 0.2)
+    job = run(tmp_path, engine(fake_python, [START], then="time.sleep(60)"), cancel_after=1)
+    assert job.phase is job_module.Phase.CANCELLED and job.process.proc.returncode < 0
