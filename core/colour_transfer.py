@@ -41,13 +41,16 @@ class ColourMoments:
         return mean, self.outer / self.mass - torch.outer(mean, mean)
 
 
-def match_colours(image: torch.Tensor, mean: torch.Tensor, covariance: torch.Tensor) -> torch.Tensor:
+def match_colours(image: torch.Tensor, mean: torch.Tensor, covariance: torch.Tensor,
+                  weights: torch.Tensor | None = None) -> torch.Tensor:
     """`image` [H, W, 3] in [0, 1] with its colour mean and covariance moved to `mean`, `covariance`.
 
-    Pixels pushed outside [0, 1] are clipped, so the statistics match up to that clipping.
+    ``weights`` [H, W] or [H, W, 1] weigh the pixels whose statistics are moved (an object's coverage: then the
+    object's colours are matched and the background follows the same map). Pixels pushed outside [0, 1] are
+    clipped, so the statistics match up to that clipping.
     """
     moments = ColourMoments()
-    moments.add(image)
+    moments.add(image, weights)
     source_mean, source_cov = moments.mean_covariance()
     transform = _sqrt_psd(covariance.to("cpu", torch.float64)) @ _inverse_sqrt_psd(source_cov)
     pixels = image.reshape(-1, 3).to("cpu", torch.float64)

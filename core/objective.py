@@ -11,7 +11,8 @@ import torch
 
 from core import planner, sos
 from core.device import memory_budget
-from core.colour_transfer import match_colours
+from core.colour_transfer import ColourMoments, match_colours
+from core.loss_terms import total_variation
 from core.gaussians import Gaussians
 from core.views import Survey, Views, survey
 from core.vgg import VGG19Features
@@ -74,6 +75,7 @@ class Objective:
         self.weights = sos.LossWeights(style_strength=settings.style_strength, content_weight=settings.content_weight)
         self.autocast = settings.bf16 and painting.device.type == "cuda"
         self._style: dict[tuple[int, int], tuple[sos.StyleTargets, list[planner.ScalePlan] | None]] = {}
+        self._palette: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def relative(self) -> bool:
@@ -102,20 +104,48 @@ class Objective:
         return self._style[(height, width)]
 
     def content_targets(self, capture: torch.Tensor, coverage: sos.Coverage | None) -> sos.ContentTargets:
-        """A view's targets from the capture's render of it [1, 3, H, W]: relu4_2 features, and the units of the
-        relative balance."""
+        """A view's targets from the capture's render of it [1, 3, H, W]: relu4_2 features (of the capture
+        recoloured to the painting's palette with ``content_colours`` "painting"), the units of the relative
+        balance, and with smoothness on the capture's grain."""
         style, plan = self.style_targets(*capture.shape[-2:])
+        weights = None if coverage is None else coverage.content
         with torch.no_grad():
-            return sos.build_content_targets(self.vgg, capture, style.sizes, style=style if self.relative else None,
-                                             coverage=coverage, plan=plan, autocast_bf16=self.autocast)
+            reference = capture
+            if self.settings.content_colours == "painting":
+                pixels = capture[0].permute(1, 2, 0)
+                matched = match_colours(pixels, *self._painting_colours(), None if weights is None else weights[0, 0])
+                reference = matched.permute(2, 0, 1).unsqueeze(0)
+            targets = sos.build_content_targets(self.vgg, reference, style.sizes,
+                                                style=style if self.relative else None, coverage=coverage, plan=plan,
+                                                autocast_bf16=self.autocast)
+            if self.settings.smoothness > 0:
+                targets.grain = float(total_variation(capture, weights)[0])
+            return targets
 
     def gradient(self, image: torch.Tensor, coverage: sos.Coverage | None,
                  content: sos.ContentTargets | None) -> tuple[torch.Tensor, dict[str, float]]:
-        """dL/dimage [1, 3, H, W] of a render of a view whose capture targets are ``content``, and the terms."""
+        """dL/dimage [1, 3, H, W] of a render of a view whose capture targets are ``content``, and the terms
+        (with smoothness on, ``tv``: the total variation term, added once at full resolution)."""
         style, plan = self.style_targets(*image.shape[-2:])
         weights = sos.relative_weights(self.weights, style, content) if self.relative else self.weights
-        return sos.sos_gradient(self.vgg, image.detach(), style, content, weights, coverage=coverage, plan=plan,
-                                autocast_bf16=self.autocast)
+        grad, terms = sos.sos_gradient(self.vgg, image.detach(), style, content, weights, coverage=coverage,
+                                       plan=plan, autocast_bf16=self.autocast)
+        if self.settings.smoothness > 0:
+            scale = self.settings.smoothness / (max(content.grain, 1e-12) if self.relative else 1.0)
+            tv, tv_grad = total_variation(image, None if coverage is None else coverage.content)
+            grad += scale * tv_grad
+            terms["tv"] = scale * float(tv)
+            terms["total"] += terms["tv"]
+        return grad, terms
+
+    def _painting_colours(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The painting's colour mean [3] and covariance [3, 3] (what ``content_colours`` "painting" moves the
+        capture to)."""
+        if self._palette is None:
+            moments = ColourMoments()
+            moments.add(self.painting[0].permute(1, 2, 0))
+            self._palette = moments.mean_covariance()
+        return self._palette
 
     def _plan(self, sizes: list[tuple[int, int]]) -> list[planner.ScalePlan] | None:
         """Autograd or tiles per scale, within the memory budget less the reserve (None off CUDA: autograd)."""

@@ -55,13 +55,15 @@ class ContentTargets:
 
     `features`: relu4_2 features (float32 or wider). With the style targets at hand also `style_distance`, the
     capture's own SGSST style distance from the painting, and `energy`, the (weighted) mean of F_c² on relu4_2:
-    the units of the relative balance.
+    the units of the relative balance; `grain`, the capture's total variation at full resolution (the unit of the
+    smoothness term), where it is used.
     """
 
     sizes: list[tuple[int, int]]
     features: list[torch.Tensor]
     style_distance: list[float] | None = None
     energy: list[float] | None = None
+    grain: float | None = None
 
 
 @dataclass
