@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
 # One call on the lent GPU machine (see ../shared/docs/gpu.md): install the carried wheels, then run one stage of
 # the GPU benchmarks. Inputs travel in .device/ (wheels, data/, job/); everything it makes goes to $OUT.
+# Scenes travel compressed (.device/data/<scene>/point_cloud.ply.gz or .xz, beside orbit_cameras.json; the three
+# with the wheels fit in the 64 MiB a call carries) and are unpacked to /tmp/data; paintings in .device/data/styles.
 #   grad:  bench/sos_grad.py (1080p/4K/8K)           sweep: learning-rate sweep at 1080p on flowers
 #   uhr:   flowers at 4K and 8K under --max-gpu-mem 24  job:   the add-on's job folder (.device/job), 1080p
 #   cudnn: 1080p and 4K steps with and without cuDNN autotuning
+#   quality: bench/quality.py for each "scene:painting" in $QUALITY_RUNS with $QUALITY_VARIANTS (1920 px, 600 it.)
+#   detail:  bench/densify.py for each "scene:painting" in $DETAIL_RUNS at $DETAIL_RES with $DETAIL_VARIANTS
 # Usage: bench/gpu_run.sh STAGE [STAGE...]
 set -uo pipefail
 stages=" $* "
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .device/wheels/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1
-DATA=.device/data
-STYLE=$DATA/vangogh_starry_night_over_the_rhone_2000px.jpg
+DATA=/tmp/data
+STYLES=$PWD/.device/data/styles
+STYLE=$STYLES/vangogh_starry_night_over_the_rhone_2000px.jpg
+for folder in .device/data/*/; do
+  scene=$(basename "$folder"); [ "$scene" = styles ] && continue
+  mkdir -p "$DATA/$scene" && cp "$folder"/*.json "$DATA/$scene/"
+  if [ -f "$folder/point_cloud.ply.gz" ]; then gzip -dc "$folder/point_cloud.ply.gz" > "$DATA/$scene/point_cloud.ply"
+  elif [ -f "$folder/point_cloud.ply.xz" ]; then xz -dc "$folder/point_cloud.ply.xz" > "$DATA/$scene/point_cloud.ply"
+  else cp "$folder/point_cloud.ply" "$DATA/$scene/"; fi
+done
 RES=$OUT/results
 mkdir -p "$RES"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$RES/gpu.txt"
@@ -41,6 +53,24 @@ if [[ $stages == *" cudnn "* ]]; then
       python3 bench/stylize_scene.py --scene "$DATA/flowers" --style "$STYLE" --resolution $res --iterations 150 \
         --max-gpu-mem 24 $flag --out "$RES/cudnn_${mode}_$res" 2>&1 | grep -v Warn | tee -a "$RES/cudnn.log"
     done
+  done
+fi
+if [[ $stages == *" quality "* ]]; then
+  for run in ${QUALITY_RUNS:-portrait:kandinsky_composition_vii}; do
+    scene=${run%%:*}; painting=${run#*:}
+    python3 bench/quality.py --scene "$DATA/$scene" --style "$STYLES/$painting.jpg" \
+      --resolution "${QUALITY_RES:-1920}" --iterations "${QUALITY_ITERS:-600}" --variants "${QUALITY_VARIANTS:-}" \
+      --sheet-views "${QUALITY_SHEET:-0,5,6}" --sheet-cell 480 --out "$RES/quality_${scene}_${painting%%_*}" \
+      2>&1 | grep -v Warn | tee -a "$RES/quality.log"
+  done
+fi
+if [[ $stages == *" detail "* ]]; then
+  for run in ${DETAIL_RUNS:-portrait:kandinsky_composition_vii}; do
+    scene=${run%%:*}; painting=${run#*:}
+    python3 bench/densify.py --scene "$DATA/$scene" --style "$STYLES/$painting.jpg" --aspect "${DETAIL_ASPECT:-1}" \
+      --resolution "${DETAIL_RES:-3840}" --iterations "${DETAIL_ITERS:-300}" --max-gpu-mem 24 \
+      --variants "${DETAIL_VARIANTS:-}" --out "$RES/detail_${scene}_${DETAIL_RES:-3840}" \
+      2>&1 | grep -v Warn | tee -a "$RES/detail.log"
   done
 fi
 if [[ $stages == *" job "* ]]; then

@@ -25,7 +25,8 @@ from interchange.settings import StylizeSettings
 
 FORMAT = 3
 """Raise when the layout changes (3: input digests)."""
-KEYS = frozenset({"format", "settings", "inputs", "iteration", "params", "optimizer", "densify", "rng", "history"})
+KEYS = frozenset({"format", "settings", "inputs", "iteration", "params", "optimizer", "densify", "geometry", "rng",
+                  "history", "guard"})
 
 
 def input_digests(scene: SplatData, painting: torch.Tensor, cameras: Sequence[Camera],

@@ -221,7 +221,8 @@ class Densifier:
     """Densification over one run: statistics, the split rule every ``every`` iterations, the budget.
 
     ``origin`` [N] maps every current Gaussian to the input row it descends from (``splat_data`` gathers the
-    input's PLY rows with it, so every extra property comes along). Checkpoints: ``state_dict``.
+    input's PLY rows with it, so every extra property comes along); ``born`` [N] marks the rows the last round
+    created (both children of each split parent). Checkpoints: ``state_dict``.
     """
 
     def __init__(self, count: int, *, detail: float, every: int, iterations: int, threshold: float,
@@ -235,6 +236,7 @@ class Densifier:
         self.enabled = detail > 0 and every > 0 and self.limit > count and self.last_round >= every
         self.stats = GradientStats(count, device)
         self.origin = torch.arange(count, device=device)
+        self.born = torch.zeros(count, dtype=torch.bool, device=device)
         self.generator = torch.Generator().manual_seed(seed)
         self.rounds: list[SplitRecord] = []
 
@@ -273,6 +275,8 @@ class Densifier:
         parents, candidates = choose_parents(self.stats, threshold=self.threshold, dropout=self.dropout,
                                              room=room, generator=self.generator, eligible=eligible)
         tensors, children = self._split(tensors, parents, optimizer)
+        self.born = torch.zeros(self.count, dtype=torch.bool, device=self.origin.device)
+        self.born[children] = True
         pruned = self._prune(tensors, children, optimizer, cameras)
         tensors = pruned[0]
         self.stats = GradientStats(self.count, self.origin.device)
@@ -312,16 +316,16 @@ class Densifier:
         keep = torch.ones(self.count, dtype=torch.bool, device=children.device)
         keep[children[~seen]] = False
         rows = torch.nonzero(keep).squeeze(1)
-        self.origin = self.origin[rows]
+        self.origin, self.born = self.origin[rows], self.born[rows]
         return gather_rows(tensors, rows, optimizer), int((~seen).sum())
 
     def state_dict(self) -> dict:
-        return {"origin": self.origin.cpu(), "stats": self.stats.state_dict(),
+        return {"origin": self.origin.cpu(), "born": self.born.cpu(), "stats": self.stats.state_dict(),
                 "generator": self.generator.get_state(), "rounds": [asdict(r) for r in self.rounds]}
 
     def load_state_dict(self, state: dict) -> None:
         device = self.origin.device
-        self.origin = state["origin"].to(device)
+        self.origin, self.born = state["origin"].to(device), state["born"].to(device)
         self.stats = GradientStats(self.count, device)
         self.stats.load_state_dict(state["stats"])
         self.generator.set_state(state["generator"])

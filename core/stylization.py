@@ -22,6 +22,7 @@ import torch
 from core import checkpoint, densify, distributed
 from core.cameras import Camera
 from core.checks import check_finite, check_something_visible
+from core.confinement import GeometryGuard
 from core.device import memory_budget, resolve_device
 from core.errors import InputError
 from core.gaussians import Gaussians
@@ -87,17 +88,18 @@ class Stylization:
         backend = pick_backend(device, settings.backend)
         self.views = Views([c.with_long_side(settings.resolution) for c in cameras], device, backend, background,
                            budget)
+        small = Views([c.with_long_side(min(settings.resolution, SURVEY_SIDE)) for c in cameras], device, backend,
+                      background)
         self.objective = self._objective(load_vgg19(settings.vgg_weights, device=device,
-                                                    preprocess=settings.vgg_preprocess), painting, cameras)
+                                                    preprocess=settings.vgg_preprocess), painting, small)
+        self.guard = GeometryGuard(small, original) if settings.moves_geometry else None
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = settings.cudnn_benchmark
         self.history: list[dict] = []
         self.start_iteration = 0
 
-    def _objective(self, vgg: torch.nn.Module, painting: torch.Tensor, cameras: list[Camera]) -> Objective:
-        """The loss, with the statistics and painting a survey of the capture (small renders) decides."""
-        side = min(self.settings.resolution, SURVEY_SIDE)
-        small = Views([c.with_long_side(side) for c in cameras], self.device, self.views.backend, self.views.background)
+    def _objective(self, vgg: torch.nn.Module, painting: torch.Tensor, small: Views) -> Objective:
+        """The loss, with the statistics and painting a survey of the capture (``small`` renders) decides."""
         painting, statistics = survey_decisions(self.settings, painting, self.scene.original, small, self.scene.region)
         reserve = densify.reserved_bytes(self.scene.densifier.input_count, self.scene.densifier.limit)
         return Objective(vgg, painting.permute(2, 0, 1).unsqueeze(0).to(self.device), self.settings, statistics,
@@ -116,16 +118,26 @@ class Stylization:
         per_view = [self._view_gradient(i) for i in mine]
         terms = distributed.average_gradients(self.scene.trained(), {k: sum(t[k] for t in per_view)
                                                                      for k in per_view[0]}, len(mine))
-        self.scene.optimizer.step()
+        self.scene.step()
         record = {"iteration": len(self.history) + 1,
                   **({"view": drawn[0]} if len(drawn) == 1 else {"views": drawn}), **terms}
         densifier = self.scene.densifier
         if densifier.due(record["iteration"]):
+            self.guard_geometry(record["iteration"])
             densifier.stats.pooled(distributed.pool_in_place)
             record["densify"] = self.scene.split(record["iteration"], self.views.culling_cameras())
         record["gaussians"] = self.scene.count
         self.history.append(record)
         return record
+
+    def guard_geometry(self, iteration: int, last: bool = False) -> None:
+        """While geometry learns (and once more after the ``last`` iteration): roll it back if the scene spills
+        past the limit (core.confinement)."""
+        if self.guard is None or not (self.scene.moves_geometry or last):
+            return
+        if not self.guard.passes(self.scene.current(), iteration) and self.scene.moves_geometry:
+            self.scene.roll_back_geometry()
+            self.guard.rolled_back_at(iteration)
 
     def _view_gradient(self, i: int) -> dict[str, float]:
         """Render view i, take the loss's gradient over all scales, one rasterizer backward adding to .grad."""
@@ -163,7 +175,7 @@ class Stylization:
             return
         checkpoint.save(path, {"format": checkpoint.FORMAT, "settings": asdict(self.settings), "inputs": inputs,
                                "iteration": len(self.history), **self.scene.state_dict(), "rng": self.rng.getstate(),
-                               "history": self.history})
+                               "history": self.history, "guard": self.guard.state_dict() if self.guard else None})
 
     def restore(self, state: dict) -> None:
         """Continue from a checkpoint: its tensors (whatever their count), optimizer, densification and random
@@ -171,14 +183,17 @@ class Stylization:
         self.scene.load_state_dict(state)
         if not distributed.current().is_main:  # the checkpoint's statistics are every rank's, pooled: count once
             self.scene.densifier.stats.clear_sums()
+        if self.guard is not None:
+            self.guard.load_state_dict(state["guard"])
         self.rng.setstate(state["rng"])
         self.history = state["history"]
         self.start_iteration = state["iteration"]
 
     def result(self, scene: SplatData, cancelled: bool, timings: dict) -> StylizeResult:
         """The stylized ``scene`` and what the run did."""
+        report = {**self.scene.densify_report(), "guard": self.guard.report() if self.guard else None}
         return StylizeResult(self.scene.splat_data(scene), self.history, cancelled, str(self.device),
-                             self.views.backend, timings, self.scene.densify_report(), self.objective.statistics)
+                             self.views.backend, timings, report, self.objective.statistics)
 
 
 def stylize(
@@ -284,6 +299,7 @@ def stylize(
     steps = len(run.history) - run.start_iteration
     if steps and not cancelled:
         check_something_visible(run.scene, run.views, run.history[run.start_iteration:])
+        run.guard_geometry(len(run.history), last=True)
     t_end = time.perf_counter()
     timings = {"total_s": t_end - t_start, "loop_s": t_end - t_loop, "it_per_s": steps / max(t_end - t_loop, 1e-9),
                "densify_s": run.scene.densifier.seconds}

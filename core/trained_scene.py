@@ -2,8 +2,9 @@
 densifier that may add rows.
 
 What trains: ``optimize`` picks the colours (SH DC), all SH bands, or those and opacity; with detail on, positions
-and log-scales too (at ``geometry_rates``). A region keeps every Gaussian at ``original + r · (optimised −
-original)``, so weight 0 rows come back bit for bit.
+and log-scales too (at ``geometry_rates``), each step followed by core.confinement's projection, until the guard
+freezes them. A region keeps every Gaussian at ``original + r · (optimised − original)``, so weight 0 rows come
+back bit for bit.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from core import densify, regions
 from core.cameras import Camera
+from core.confinement import confine_
 from core.gaussians import Gaussians
 from interchange.ply import SplatData
 from interchange.settings import StylizeSettings
@@ -56,7 +58,9 @@ def geometry_rates(settings: StylizeSettings, cameras: Sequence[Camera]) -> dict
 
 class TrainedScene:
     """The optimised tensors (``params``, by ``interchange.ply.GAUSSIAN_VALUES`` name), their optimizer, and what
-    maps each current row to the input: the densifier's ``origin`` and, with a region, its weights."""
+    maps each current row to the input: the densifier's ``origin`` (``anchor``: each row's input Gaussian) and, with
+    a region, its weights. ``born``: each row's geometry when it was made (the input's, or where a split put it),
+    what the geometry guard rolls back to."""
 
     def __init__(self, original: Gaussians, settings: StylizeSettings, rates: dict[str, float],
                  densifier: densify.Densifier, region: torch.Tensor | None = None):
@@ -65,9 +69,30 @@ class TrainedScene:
         self.rates = rates
         self.densifier = densifier
         self.region_input = region
-        self.params = trainable(original.values(), settings.optimize, settings.moves_geometry)
+        self.frozen = False
+        self.params = trainable(original.values(), settings.optimize, self.moves_geometry)
         self.optimizer = make_optimizer(self.params, settings.learning_rate, rates)
-        self.region, self.base = region, original
+        self.region, self.anchor = region, original
+        self.born = {name: original.values()[name] for name in GEOMETRY}
+
+    @property
+    def moves_geometry(self) -> bool:
+        """Whether positions and scales learn now: detail with a geometry rate, until the guard froze them."""
+        return self.settings.moves_geometry and not self.frozen
+
+    def step(self) -> None:
+        """One Adam step, then the geometry projected back inside the capture (core.confinement)."""
+        self.optimizer.step()
+        if self.moves_geometry:
+            confine_(self.params["means"], self.params["log_scales"], self.anchor)
+
+    def roll_back_geometry(self) -> None:
+        """Every row's position and scale back to where it was made; geometry learns no more."""
+        self.frozen = True
+        self.optimizer.param_groups[:] = [g for g in self.optimizer.param_groups if g["name"] not in GEOMETRY]
+        for name in GEOMETRY:
+            self.optimizer.state.pop(self.params[name], None)
+            self.params[name] = self.born[name].detach().clone()
 
     @property
     def count(self) -> int:
@@ -76,34 +101,46 @@ class TrainedScene:
     def current(self) -> Gaussians:
         """The Gaussians as rendered now (differentiable in the trained tensors; a region's blend applied)."""
         g = Gaussians.from_values(self.params)
-        return g if self.region is None else regions.blend(self.base, g, self.region)
+        return g if self.region is None else regions.blend(self.anchor, g, self.region)
 
     def trained(self) -> list[torch.Tensor]:
         return [t for t in self.params.values() if t.requires_grad]
 
     def split(self, iteration: int, cameras: list[tuple[torch.Tensor, torch.Tensor, int, int]]) -> dict:
-        """One densification round (a region's unselected rows are never split); its record."""
+        """One densification round (a region's unselected rows are never split): the children confined to their
+        parent's footprint; its record."""
         eligible = None if self.region is None else self.region > 0
-        self.params, record = self.densifier.split(iteration, self.params, self.optimizer, cameras, eligible)
+        carried = {**self.params, **{f"born_{name}": t for name, t in self.born.items()}}
+        carried, record = self.densifier.split(iteration, carried, self.optimizer, cameras, eligible)
+        self.params = {name: carried[name] for name in self.params}
         self._follow_origin()
+        means, log_scales = self.params["means"], self.params["log_scales"]
+        confine_(means.detach(), log_scales.detach(), self.anchor)
+        born = self.densifier.born
+        self.born = {name: torch.where(born.reshape(-1, 1), self.params[name].detach(), carried[f"born_{name}"])
+                     for name in GEOMETRY}
         return asdict(record)
 
     def _follow_origin(self) -> None:
-        """After a split or a restore, with a region: its weights and the original values per current row (a
-        child takes its parent's)."""
+        """After a split or a restore: each row's anchor (its input Gaussian) and, with a region, its weight and
+        original values (a child takes its parent's)."""
+        rows = self.densifier.origin
+        self.anchor = self.original.rows(rows)
         if self.region_input is not None:
-            rows = self.densifier.origin
-            self.region, self.base = self.region_input[rows], self.original.rows(rows)
+            self.region = self.region_input[rows]
 
     def state_dict(self) -> dict:
         """Tensors (whatever their count), optimizer and densification state, in tensors and plain data."""
         return {"params": {name: t.detach().cpu() for name, t in self.params.items()},
-                "optimizer": self.optimizer.state_dict(), "densify": self.densifier.state_dict()}
+                "optimizer": self.optimizer.state_dict(), "densify": self.densifier.state_dict(),
+                "geometry": {"frozen": self.frozen, "born": {name: t.cpu() for name, t in self.born.items()}}}
 
     def load_state_dict(self, state: dict) -> None:
         device = self.original.device
         saved = {name: t.to(device, torch.float32) for name, t in state["params"].items()}
-        self.params = trainable(saved, self.settings.optimize, self.settings.moves_geometry)
+        self.frozen = state["geometry"]["frozen"]
+        self.born = {name: t.to(device) for name, t in state["geometry"]["born"].items()}
+        self.params = trainable(saved, self.settings.optimize, self.moves_geometry)
         self.optimizer = make_optimizer(self.params, self.settings.learning_rate, self.rates)
         self.optimizer.load_state_dict(state["optimizer"])
         self.densifier.load_state_dict(state["densify"])
