@@ -5,14 +5,12 @@
         --out OUT/densify_8k --variants ';geometry_lr=1e-3'       # docs/benchmarks.md
     python bench/densify.py --demo --device cpu --resolution 64 --iterations 6 --densify-every 2 --out /tmp/d
 
-Per run: Gaussians before/after, wall time, peak GPU memory, densification rounds and their time. Judged on
---eval-views views at the run's full resolution (16:9 by default, as bench/stylize_scene.py widens the orbit):
-- style distance (the SOS style terms, Gram + mean + std, against the painting's statistics at each scale) at
-  the finest scale and averaged over all scales, over the whole frame and weighted by the render's alpha (the
-  object only, not the background);
-- multi-view consistency: each view's neighbour in the orbit is warped into it with the rendered expected depth
-  (occluded and uncovered pixels masked by a depth test) and the mean |colour difference| is taken; the original
-  scene's error (view-dependent colour, warping error) is the floor.
+Per run: Gaussians before/after, wall time, peak GPU memory, densification rounds and their time, and the geometry
+guard's checks. Judged by bench/judge.py on --eval-views views at the run's full resolution (16:9 by default, as
+bench/stylize_scene.py widens the orbit), in bf16: style distance at the finest scale and averaged over all scales,
+over the whole frame and over the object weighted by the CAPTURE's coverage (floaters cannot score); content
+distance; the sliced Wasserstein distance; spill and lost coverage against the capture; multi-view consistency
+(each view's neighbour warped into it with the rendered expected depth; the original scene's error is the floor).
 Saves a full-resolution crop of view 0 (colours only | detail) as JPEG and summary.json in --out; prints a table.
 Runs on CPU at a tiny size (--demo: the procedural scene and painting) and on CUDA, in one process.
 """
@@ -27,25 +25,24 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from core import sos, statistics  # noqa: E402  (after the path fix above)
+from judge import Judge  # noqa: E402  (after the path fix above)
 from core.cameras import Camera, load_cameras, orbit_cameras  # noqa: E402
 from core.demo import demo_scene, demo_style  # noqa: E402
 from core.gaussians import Gaussians  # noqa: E402
 from core.images import load_image, side_by_side, to_uint8  # noqa: E402
 from interchange.ply import SplatData, read_ply  # noqa: E402
-from core.renderer import pick_backend, render  # noqa: E402
 from core.device import resolve_device  # noqa: E402
 from core.stylization import StylizeSettings, stylize  # noqa: E402
 from core.trained_scene import DENSIFY_SETTINGS  # noqa: E402
-from core.vgg import STYLE_LAYERS, load_vgg19  # noqa: E402
 
-DEPTH_TOLERANCE = 0.02  # a warped pixel is occluded when its depth differs from the other view's by > 2 %
-COVERED = 0.5  # pixels with less alpha are background for the consistency measure
+MEASURES = {"style_finest": "style_frame_finest", "style_sos": "style_frame", "style_finest_object":
+            "style_object_finest", "style_sos_object": "style_object", "content": "content_object",
+            "sw_object": "sw_object", "spill": "spill", "lost": "lost", "consistency_l1": "consistency"}
+"""The summary's names for the judge's means (bench/judge.py)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -139,94 +136,10 @@ def timed_run(scene, style, cameras, settings: StylizeSettings, device: torch.de
     return result, info
 
 
-class Judge:
-    """Renders a scene's evaluation views at full resolution and measures style distance and consistency."""
-
-    def __init__(self, style: torch.Tensor, cameras: list[Camera], views: list[int], device: torch.device,
-                 weights: sos.LossWeights):
-        self.device = device
-        self.backend = pick_backend(device)
-        self.cameras = cameras
-        self.views = views
-        self.vgg = load_vgg19(device=device)
-        self.autocast = device.type == "cuda"
-        self.weights = weights
-        cam = cameras[views[0]]
-        self.sizes = sos.pyramid_sizes(cam.height, cam.width)
-        with torch.no_grad():
-            self.targets = sos.build_style_targets(self.vgg, style.permute(2, 0, 1)[None].to(device), self.sizes,
-                                                   autocast_bf16=self.autocast)
-
-    def render(self, g: Gaussians, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """View i: image [H, W, 3], alpha [H, W, 1], expected depth [H, W, 1]."""
-        cam = self.cameras[i]
-        with torch.no_grad():
-            out = render(g, torch.tensor(cam.viewmat, dtype=torch.float32), torch.tensor(cam.K(), dtype=torch.float32),
-                         cam.width, cam.height, backend=self.backend, depth=True)
-        return out.image, out.alpha, out.depth
-
-    def measure(self, scene: SplatData) -> dict:
-        g = Gaussians.from_splat_data(scene, self.device)
-        finest, whole, finest_obj, whole_obj, consistency = [], [], [], [], []
-        for i in self.views:
-            image, alpha, depth = self.render(g, i)
-            distances = self.style_distance(image, alpha)
-            finest.append(distances["whole"][0])
-            whole.append(sum(distances["whole"]) / len(distances["whole"]))
-            finest_obj.append(distances["object"][0])
-            whole_obj.append(sum(distances["object"]) / len(distances["object"]))
-            j = (i + 1) % len(self.cameras)
-            consistency.append(warp_error((image, alpha, depth), self.cameras[i], self.render(g, j), self.cameras[j]))
-        return {"style_finest": mean(finest), "style_sos": mean(whole), "style_finest_object": mean(finest_obj),
-                "style_sos_object": mean(whole_obj), "consistency_l1": mean(consistency)}
-
-    def style_distance(self, image: torch.Tensor, alpha: torch.Tensor) -> dict[str, list[float]]:
-        """Style terms per scale (finest first), whole frame and alpha-weighted."""
-        image, alpha = image.permute(2, 0, 1)[None], alpha.permute(2, 0, 1)[None]
-        result = {"whole": [], "object": []}
-        for size, target in zip(self.sizes, self.targets.stats):
-            with torch.no_grad(), sos.vgg_autocast(self.device, self.autocast):
-                feats = self.vgg(sos.downsample(image, size), STYLE_LAYERS)
-            pooled = statistics.pool_to_layers(sos.downsample(alpha, size), STYLE_LAYERS)
-            for key, weights in (("whole", None), ("object", pooled)):
-                stats = {layer: statistics.layer_stats(feats[layer], None if weights is None else weights[layer])
-                         for layer in STYLE_LAYERS}
-                result[key].append(float(sos.combine_terms(sos.style_terms(stats, target, self.weights),
-                                                           None)["style"]))
-        return result
-
-
-def mean(values: list[float]) -> float:
-    return float(sum(values) / len(values))
-
-
-def warp_error(view_i: tuple, cam_i: Camera, view_j: tuple, cam_j: Camera) -> float:
-    """Mean |I_i − I_j(warped)| over pixels of view i that view j sees unoccluded (expected depth, 2 % test)."""
-    image_i, alpha_i, depth_i = view_i
-    image_j, alpha_j, depth_j = view_j
-    device = image_i.device
-    h, w = depth_i.shape[:2]
-    ys, xs = torch.meshgrid(torch.arange(h, device=device) + 0.5, torch.arange(w, device=device) + 0.5,
-                            indexing="ij")
-    z = depth_i[..., 0]
-    K_i, K_j = (torch.tensor(c.K(), dtype=torch.float32, device=device) for c in (cam_i, cam_j))
-    V_i, V_j = (torch.tensor(c.viewmat, dtype=torch.float32, device=device) for c in (cam_i, cam_j))
-    rays = torch.stack([(xs - K_i[0, 2]) / K_i[0, 0], (ys - K_i[1, 2]) / K_i[1, 1], torch.ones_like(xs)], -1)
-    world = (rays * z[..., None] - V_i[:3, 3]) @ V_i[:3, :3]  # R_iᵀ (X_c − t_i), row vectors
-    in_j = world @ V_j[:3, :3].T + V_j[:3, 3]
-    zj = in_j[..., 2].clamp_min(1e-6)
-    u, v = K_j[0, 0] * in_j[..., 0] / zj + K_j[0, 2], K_j[1, 1] * in_j[..., 1] / zj + K_j[1, 2]
-    grid = torch.stack([u / image_j.shape[1] * 2 - 1, v / image_j.shape[0] * 2 - 1], -1)[None]
-
-    def sample(t: torch.Tensor) -> torch.Tensor:
-        return F.grid_sample(t.permute(2, 0, 1)[None], grid, align_corners=False)[0].permute(1, 2, 0)
-
-    colour_j, alpha_at_j, depth_at_j = sample(image_j), sample(alpha_j)[..., 0], sample(depth_j)[..., 0]
-    valid = ((alpha_i[..., 0] > COVERED) & (alpha_at_j > COVERED) & (in_j[..., 2] > 0) & (grid.abs() < 1).all(-1)[0]
-             & ((depth_at_j - in_j[..., 2]).abs() < DEPTH_TOLERANCE * in_j[..., 2]))
-    if not bool(valid.any()):
-        return float("nan")
-    return float((image_i - colour_j).abs()[valid].mean())
+def judged(judge: Judge, scene: SplatData) -> dict[str, float]:
+    """The judge's numbers for a scene under the summary's names."""
+    numbers = judge.measure(scene)["mean"]
+    return {name: numbers[key] for name, key in MEASURES.items()}
 
 
 def save_crop(path: Path, images: list[torch.Tensor], side: int) -> None:
@@ -249,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"scene": "demo" if args.demo else str(args.scene), "style": "demo" if args.demo else str(args.style),
                "resolution": [cameras[0].width, cameras[0].height], "iterations": args.iterations,
                "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu", "eval_views": views}
-    judge = Judge(style, cameras, views, device, sos.LossWeights())
-    summary["original"] = judge.measure(scene)
+    judge = Judge(scene, style, cameras, device, views=views, strict=False)
+    summary["original"] = judged(judge, scene)
     crops, runs = [], []
     plans = [run_settings(args, 0.0)] + [run_settings(args, args.detail, v) for v in parse_variants(args.variants)]
     if args.colours_only_from is not None:
@@ -261,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     for settings in plans:
         result, info = timed_run(scene, style, wide, settings, device)
         info["overrides"] = {k: getattr(settings, k) for k in DENSIFY_SETTINGS}
-        info.update(judge.measure(result.splat))
+        info.update(judged(judge, result.splat))
         runs.append(info)
-        crops.append(judge.render(Gaussians.from_splat_data(result.splat, device), views[0])[0].cpu())
+        image = judge.render(Gaussians.from_splat_data(result.splat, device), views[0])[0]
+        crops.append(image[0].permute(1, 2, 0).cpu())
         del result
         print_run(info, flush=True)
         summary["runs"] = runs
@@ -278,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def ratios(run: dict, colour: dict) -> dict[str, float]:
     """A detail run's figures over the colours-only run's."""
-    return {key: run[key] / colour[key] for key in ("style_finest", "style_sos", "style_finest_object",
-                                                    "style_sos_object", "consistency_l1", "gaussians", "wall_s")}
+    keys = ("style_finest", "style_sos", "style_finest_object", "style_sos_object", "content", "sw_object",
+            "consistency_l1", "gaussians", "wall_s")
+    return {key: run[key] / colour[key] for key in keys if colour[key]}
 
 
 def print_run(info: dict, flush: bool = False) -> None:
@@ -289,7 +204,8 @@ def print_run(info: dict, flush: bool = False) -> None:
           f"{info['wall_s']:.1f} s ({densify.get('seconds', 0.0):.2f} s densifying), peak "
           f"{'-' if peak is None else f'{peak:.2f}'} GiB; "
           f"style finest {info['style_finest']:.4g} (object {info['style_finest_object']:.4g}), "
-          f"SOS {info['style_sos']:.4g} (object {info['style_sos_object']:.4g}), "
+          f"SOS {info['style_sos']:.4g} (object {info['style_sos_object']:.4g}), content {info['content']:.4g}, "
+          f"SW {info['sw_object']:.4g}, spill {info['spill']:.4f}, lost {info['lost']:.4f}, "
           f"consistency L1 {info['consistency_l1']:.4f}", flush=flush)
 
 

@@ -51,11 +51,19 @@ def match_colours(image: torch.Tensor, mean: torch.Tensor, covariance: torch.Ten
     """
     moments = ColourMoments()
     moments.add(image, weights)
-    source_mean, source_cov = moments.mean_covariance()
-    transform = _sqrt_psd(covariance.to("cpu", torch.float64)) @ _inverse_sqrt_psd(source_cov)
+    matrix, offset = colour_map(*moments.mean_covariance(), mean, covariance)
     pixels = image.reshape(-1, 3).to("cpu", torch.float64)
-    matched = (pixels - source_mean) @ transform.T + mean.to("cpu", torch.float64)
+    matched = pixels @ matrix.T + offset
     return matched.clamp(0, 1).reshape(image.shape).to(image.device, image.dtype)
+
+
+def colour_map(source_mean: torch.Tensor, source_covariance: torch.Tensor, mean: torch.Tensor,
+               covariance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The affine map x ↦ A x + b (float64, on the CPU) that gives colours of mean ``source_mean`` and covariance
+    ``source_covariance`` the ``mean`` and ``covariance``: A = Σ^½ Σ_source^-½, b = μ − A μ_source."""
+    matrix = _sqrt_psd(covariance.to("cpu", torch.float64)) @ _inverse_sqrt_psd(source_covariance.to("cpu",
+                                                                                                     torch.float64))
+    return matrix, mean.to("cpu", torch.float64) - matrix @ source_mean.to("cpu", torch.float64)
 
 
 def _sqrt_psd(matrix: torch.Tensor) -> torch.Tensor:

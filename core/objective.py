@@ -7,6 +7,8 @@ statistics weigh every pixel by what the scene, or its region, covers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from core import planner, sos
@@ -41,17 +43,29 @@ def choose_statistics(settings: StylizeSettings, survey: Survey | None, has_regi
     return "frame" if survey.coverage >= AUTO_FRAME_COVERAGE else "object"
 
 
+@dataclass
+class StartUp:
+    """What a survey of the capture decides before the first step: the painting as the loss sees it (colour-matched
+    to the capture when colours are preserved), the statistics, and the capture's colour moments under those
+    statistics (None when nothing needed a survey)."""
+
+    painting: torch.Tensor
+    statistics: str
+    moments: ColourMoments | None
+
+
 def survey_decisions(settings: StylizeSettings, painting: torch.Tensor, capture: Gaussians, views: Views,
-                     region: torch.Tensor | None) -> tuple[torch.Tensor, str]:
-    """The painting [H, W, 3] as the loss sees it (colour-matched to the capture when colours are preserved) and
-    the statistics, from one survey of the capture's ``views`` when either needs one."""
+                     region: torch.Tensor | None) -> StartUp:
+    """The ``StartUp`` of a run, from one survey of the capture's ``views`` when colour preservation, auto
+    statistics or the preview start need one."""
     found = None
-    if settings.preserve_colors or needs_survey_coverage(settings, region is not None):
+    if settings.preserve_colors or settings.init == "preview" or needs_survey_coverage(settings, region is not None):
         found = survey(capture, views, region)
     statistics = choose_statistics(settings, found, region is not None)
+    moments = None if found is None else found.colours[statistics]
     if settings.preserve_colors:
-        painting = match_colours(painting, *found.colours[statistics].mean_covariance())
-    return painting, statistics
+        painting = match_colours(painting, *moments.mean_covariance())
+    return StartUp(painting, statistics, moments)
 
 
 class Objective:

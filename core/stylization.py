@@ -27,6 +27,7 @@ from core.device import memory_budget, resolve_device
 from core.errors import InputError
 from core.gaussians import Gaussians
 from core.objective import Objective, survey_decisions
+from core.preview import preview_colours, preview_scene
 from core.regions import region_tensor
 from core.renderer import pick_backend
 from core.trained_scene import TrainedScene, geometry_rates
@@ -99,11 +100,14 @@ class Stylization:
         self.start_iteration = 0
 
     def _objective(self, vgg: torch.nn.Module, painting: torch.Tensor, small: Views) -> Objective:
-        """The loss, with the statistics and painting a survey of the capture (``small`` renders) decides."""
-        painting, statistics = survey_decisions(self.settings, painting, self.scene.original, small, self.scene.region)
+        """The loss, with the statistics and painting a survey of the capture (``small`` renders) decides; with
+        ``init`` "preview" the colours start from the closed-form preview (core.preview)."""
+        start = survey_decisions(self.settings, painting, self.scene.original, small, self.scene.region)
+        if self.settings.init == "preview":
+            self.scene.start_from(*preview_colours(self.scene.original, start.painting, start.moments))
         reserve = densify.reserved_bytes(self.scene.densifier.input_count, self.scene.densifier.limit)
-        return Objective(vgg, painting.permute(2, 0, 1).unsqueeze(0).to(self.device), self.settings, statistics,
-                         reserve)
+        return Objective(vgg, start.painting.permute(2, 0, 1).unsqueeze(0).to(self.device), self.settings,
+                         start.statistics, reserve)
 
     @property
     def device(self) -> torch.device:
@@ -271,6 +275,10 @@ def stylize(
         raise InputError("cameras: no cameras to render the scene from")
     t_start = time.perf_counter()
     region = region_tensor(region, scene.count, distributed.rank_device(resolve_device(settings.device)))
+    if settings.iterations == 0 and settings.init == "preview":
+        splat, statistics, device, backend = preview_scene(scene, style_image, cameras, settings, region)
+        timings = {"total_s": time.perf_counter() - t_start, "loop_s": 0.0, "it_per_s": 0.0, "densify_s": 0.0}
+        return StylizeResult(splat, [], False, device, backend, timings, None, statistics)
     path = Path(checkpoint_path) if checkpoint_path else None
     inputs = checkpoint.input_digests(scene, style_image, cameras, region) if path is not None else {}
     state = checkpoint.load(path, settings, inputs) if path is not None else None

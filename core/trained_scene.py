@@ -86,6 +86,15 @@ class TrainedScene:
         if self.moves_geometry:
             confine_(self.params["means"], self.params["log_scales"], self.anchor)
 
+    def start_from(self, sh_dc: torch.Tensor, sh_rest: torch.Tensor) -> None:
+        """Start the optimisation from these colours instead of the capture's (a region still blends toward the
+        capture)."""
+        with torch.no_grad():
+            self.params["sh_dc"].copy_(sh_dc)
+            self.params["sh_rest"] = self.params["sh_rest"].detach().clone().copy_(sh_rest).requires_grad_(
+                self.params["sh_rest"].requires_grad)
+        self.optimizer = make_optimizer(self.params, self.settings.learning_rate, self.rates)
+
     def roll_back_geometry(self) -> None:
         """Every row's position and scale back to where it was made; geometry learns no more."""
         self.frozen = True

@@ -116,6 +116,13 @@ class StylizeSettings:
         0.0, label="Smoothness", low=0.0, soft=(0.0, 10.0), digits=2,
         help="weight of the render's total variation (its grain), relative to the capture's with balance "
              "relative: higher values give smoother paint with fewer speckles (0: off)")
+    init: str = setting(
+        "capture", label="Start From",
+        choices=(("capture", "Capture", "The optimisation starts from the capture's colours"),
+                 ("preview", "Preview", "The optimisation starts from the instant preview: the capture with the "
+                                        "painting's colour mean and covariance")),
+        help="where the colours start: capture, or preview (the instant closed-form preview: the painting's colour "
+             "mean and covariance on the capture); with 0 iterations the result is the preview itself")
     optimize: str = setting(
         "color", label="Optimize", choices=OPTIMIZE_CHOICES, group=MAIN,
         help="what is optimised: color (SH DC colours), sh (all SH bands) or sh+opacity (SH and opacity)")

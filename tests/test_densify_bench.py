@@ -34,5 +34,5 @@ def test_variants_are_judged_against_one_colours_only_run(bench, tmp_path):
                        "--variants", "geometry_lr=1e-3"]) == 0
     reused = json.loads((again / "summary.json").read_text())
     assert reused["runs"][0] == summary["runs"][0] and len(reused["runs"]) == 2
-    for key in ("style_finest", "style_sos", "consistency_l1", "gaussians"):  # the same run again (not its time)
+    for key in ("style_finest", "style_sos", "content", "consistency_l1", "gaussians"):  # the same run (not its time)
         assert reused["ratios"][0][key] == pytest.approx(summary["ratios"][1][key], rel=1e-4), key
