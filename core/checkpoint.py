@@ -26,7 +26,7 @@ from interchange.settings import StylizeSettings
 FORMAT = 3
 """Raise when the layout changes (3: input digests)."""
 KEYS = frozenset({"format", "settings", "inputs", "iteration", "params", "optimizer", "densify", "geometry", "rng",
-                  "history", "guard"})
+                  "history"})
 
 
 def input_digests(scene: SplatData, painting: torch.Tensor, cameras: Sequence[Camera],

@@ -19,7 +19,7 @@ import torch
 from core.cameras import Camera
 from core.errors import InputError, InputWarning
 from interchange.ply import SplatData
-from interchange.settings import StylizeSettings
+from interchange.settings import SettingsError, StylizeSettings
 
 if TYPE_CHECKING:
     from core.trained_scene import TrainedScene
@@ -42,6 +42,14 @@ MIN_RENDER_SIDE = 16
 VISIBILITY_SAMPLE = 100_000
 # A centre this far outside the image (as a share of its size) can still cover it with its footprint.
 VISIBILITY_MARGIN = 0.1
+
+
+def check_settings(settings: StylizeSettings) -> None:
+    """Refuse settings that cannot work: InputError('settings: <name> <problem>')."""
+    try:
+        settings.validate()
+    except SettingsError as error:
+        raise InputError(str(error)) from None
 
 
 def check_scene(scene: SplatData, source: str) -> SplatData:

@@ -26,7 +26,8 @@ from core.images import load_image, save_png, side_by_side
 from core.renderer import gsplat_version
 from core.regions import load_region
 from core.device import resolve_device
-from core.stylization import StylizeResult, StylizeSettings, check_settings, stylize
+from core.checks import check_settings
+from core.stylization import StylizeResult, StylizeSettings, stylize
 from core.views import render_views
 from core.vgg import check_vgg_weights
 from interchange.atomic import atomic_write

@@ -57,16 +57,16 @@ def confine_(means: torch.Tensor, log_scales: torch.Tensor, anchor: Gaussians) -
 
 
 class GeometryGuard:
-    """Spill and lost coverage of the scene being optimised against the capture, from every view.
-
-    ``views``: the run's cameras rendered at most ``GUARD_SIDE`` px; the capture's coverage of each is kept.
-    ``checks`` records every measurement (iteration, spill, lost); ``rolled_back`` the iteration of a roll-back.
+    """Spill and lost coverage of the scene being optimised against the capture, from every view of a run
+    (``run_views``), rendered with at most ``GUARD_SIDE`` px; the capture's coverage of each is kept. ``checks``
+    records every measurement (iteration, spill, lost); ``rolled_back`` the iteration of a roll-back.
     """
 
-    def __init__(self, views: Views, capture: Gaussians):
-        self.views = views
+    def __init__(self, capture: Gaussians, run_views: Views):
+        cameras = [c.with_long_side(min(max(c.width, c.height), GUARD_SIDE)) for c in run_views.cameras]
+        self.views = Views(cameras, run_views.device, run_views.backend, run_views.background)
         with torch.no_grad():
-            self.capture = [views.render(capture, i)[1] for i in range(len(views))]
+            self.capture = [self.views.render(capture, i)[1] for i in range(len(self.views))]
         self.checks: list[dict] = []
         self.rolled_back: int | None = None
 

@@ -28,13 +28,9 @@ from core.gaussians import Gaussians
 from core.objective import survey_decisions
 from core.renderer import pick_backend
 from core.sh import C0
-from core.views import Views
+from core.views import Views, survey_cameras
 from interchange.ply import SplatData
 from interchange.settings import StylizeSettings
-
-PREVIEW_SIDE = 256
-"""A preview surveys the capture's colours from renders with at most this long side."""
-
 
 def preview_colours(capture: Gaussians, painting: torch.Tensor, moments: ColourMoments,
                     region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,12 +58,12 @@ def preview_colours(capture: Gaussians, painting: torch.Tensor, moments: ColourM
 def preview_scene(scene: SplatData, painting: torch.Tensor, cameras: list[Camera], settings: StylizeSettings,
                   region: torch.Tensor | None = None) -> tuple[SplatData, str, str, str]:
     """The preview of a whole scene as a result: (the scene with previewed colours, the statistics it was weighted
-    by, the device, the rasterizer). The capture is surveyed as a run's start-up is (core.objective), from every
-    camera at ``PREVIEW_SIDE`` px."""
+    by, the device, the rasterizer): what a run with ``init`` "preview" starts from (the same survey of the capture,
+    core.views.survey_cameras, and the same decisions, core.objective.survey_decisions)."""
     device = distributed.rank_device(resolve_device(settings.device))
     capture = Gaussians.from_splat_data(scene, device)
     backend = pick_backend(device, settings.backend)
-    views = Views([c.with_long_side(min(settings.resolution, PREVIEW_SIDE)) for c in cameras], device, backend,
+    views = Views(survey_cameras(cameras, settings.resolution), device, backend,
                   torch.tensor(settings.background, dtype=torch.float32, device=device))
     start = survey_decisions(replace(settings, init="preview"), painting, capture, views, region)
     dc, rest = preview_colours(capture, start.painting, start.moments, region)

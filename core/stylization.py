@@ -21,7 +21,7 @@ import torch
 
 from core import checkpoint, densify, distributed
 from core.cameras import Camera
-from core.checks import check_finite, check_something_visible
+from core.checks import check_finite, check_settings, check_something_visible
 from core.confinement import GeometryGuard
 from core.device import memory_budget, resolve_device
 from core.errors import InputError
@@ -32,24 +32,12 @@ from core.regions import region_tensor
 from core.renderer import pick_backend
 from core.trained_scene import TrainedScene, geometry_rates
 from core.vgg import load_vgg19
-from core.views import Views, image_and_alpha
+from core.views import Views, image_and_alpha, survey_cameras
 from interchange.ply import SplatData
-from interchange.settings import SettingsError, StylizeSettings
-
-SURVEY_SIDE = 512
-"""The start-up survey of the capture (colour preservation's colours, auto statistics' coverage) renders the views
-with at most this long side."""
+from interchange.settings import StylizeSettings
 
 ProgressCallback = Callable[[dict], None]
 PreviewCallback = Callable[[int, torch.Tensor], None]
-
-
-def check_settings(settings: StylizeSettings) -> None:
-    """Refuse settings that cannot work: InputError('settings: <name> <problem>')."""
-    try:
-        settings.validate()
-    except SettingsError as error:
-        raise InputError(str(error)) from None
 
 
 @dataclass
@@ -81,28 +69,23 @@ class Stylization:
         original = Gaussians.from_splat_data(scene, device)
         background = torch.tensor(settings.background, dtype=torch.float32, device=device)
         budget = memory_budget(device, settings.max_gpu_mem_gib)
-        densifier = densify.Densifier(
-            scene.count, detail=settings.detail, every=settings.densify_every, iterations=settings.iterations,
-            threshold=settings.densify_threshold, dropout=settings.densify_dropout, seed=settings.seed,
-            device=device, memory_bytes=budget)
-        self.scene = TrainedScene(original, settings, geometry_rates(settings, cameras), densifier, region)
         backend = pick_backend(device, settings.backend)
         self.views = Views([c.with_long_side(settings.resolution) for c in cameras], device, backend, background,
                            budget)
-        small = Views([c.with_long_side(min(settings.resolution, SURVEY_SIDE)) for c in cameras], device, backend,
-                      background)
+        guard = GeometryGuard(original, self.views) if settings.moves_geometry else None
+        self.scene = TrainedScene(original, settings, geometry_rates(settings, cameras), budget, region, guard)
+        surveyed = Views(survey_cameras(cameras, settings.resolution), device, backend, background)
         self.objective = self._objective(load_vgg19(settings.vgg_weights, device=device,
-                                                    preprocess=settings.vgg_preprocess), painting, small)
-        self.guard = GeometryGuard(small, original) if settings.moves_geometry else None
+                                                    preprocess=settings.vgg_preprocess), painting, surveyed)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = settings.cudnn_benchmark
         self.history: list[dict] = []
         self.start_iteration = 0
 
-    def _objective(self, vgg: torch.nn.Module, painting: torch.Tensor, small: Views) -> Objective:
-        """The loss, with the statistics and painting a survey of the capture (``small`` renders) decides; with
+    def _objective(self, vgg: torch.nn.Module, painting: torch.Tensor, surveyed: Views) -> Objective:
+        """The loss, with the statistics and painting a survey of the capture (``surveyed``) decides; with
         ``init`` "preview" the colours start from the closed-form preview (core.preview)."""
-        start = survey_decisions(self.settings, painting, self.scene.original, small, self.scene.region)
+        start = survey_decisions(self.settings, painting, self.scene.original, surveyed, self.scene.region)
         if self.settings.init == "preview":
             self.scene.start_from(*preview_colours(self.scene.original, start.painting, start.moments))
         reserve = densify.reserved_bytes(self.scene.densifier.input_count, self.scene.densifier.limit)
@@ -127,21 +110,12 @@ class Stylization:
                   **({"view": drawn[0]} if len(drawn) == 1 else {"views": drawn}), **terms}
         densifier = self.scene.densifier
         if densifier.due(record["iteration"]):
-            self.guard_geometry(record["iteration"])
+            self.scene.guard_geometry(record["iteration"])
             densifier.stats.pooled(distributed.pool_in_place)
             record["densify"] = self.scene.split(record["iteration"], self.views.culling_cameras())
         record["gaussians"] = self.scene.count
         self.history.append(record)
         return record
-
-    def guard_geometry(self, iteration: int, last: bool = False) -> None:
-        """While geometry learns (and once more after the ``last`` iteration): roll it back if the scene spills
-        past the limit (core.confinement)."""
-        if self.guard is None or not (self.scene.moves_geometry or last):
-            return
-        if not self.guard.passes(self.scene.current(), iteration) and self.scene.moves_geometry:
-            self.scene.roll_back_geometry()
-            self.guard.rolled_back_at(iteration)
 
     def _view_gradient(self, i: int) -> dict[str, float]:
         """Render view i, take the loss's gradient over all scales, one rasterizer backward adding to .grad."""
@@ -179,7 +153,7 @@ class Stylization:
             return
         checkpoint.save(path, {"format": checkpoint.FORMAT, "settings": asdict(self.settings), "inputs": inputs,
                                "iteration": len(self.history), **self.scene.state_dict(), "rng": self.rng.getstate(),
-                               "history": self.history, "guard": self.guard.state_dict() if self.guard else None})
+                               "history": self.history})
 
     def restore(self, state: dict) -> None:
         """Continue from a checkpoint: its tensors (whatever their count), optimizer, densification and random
@@ -187,17 +161,14 @@ class Stylization:
         self.scene.load_state_dict(state)
         if not distributed.current().is_main:  # the checkpoint's statistics are every rank's, pooled: count once
             self.scene.densifier.stats.clear_sums()
-        if self.guard is not None:
-            self.guard.load_state_dict(state["guard"])
         self.rng.setstate(state["rng"])
         self.history = state["history"]
         self.start_iteration = state["iteration"]
 
     def result(self, scene: SplatData, cancelled: bool, timings: dict) -> StylizeResult:
         """The stylized ``scene`` and what the run did."""
-        report = {**self.scene.densify_report(), "guard": self.guard.report() if self.guard else None}
         return StylizeResult(self.scene.splat_data(scene), self.history, cancelled, str(self.device),
-                             self.views.backend, timings, report, self.objective.statistics)
+                             self.views.backend, timings, self.scene.densify_report(), self.objective.statistics)
 
 
 def stylize(
@@ -307,7 +278,7 @@ def stylize(
     steps = len(run.history) - run.start_iteration
     if steps and not cancelled:
         check_something_visible(run.scene, run.views, run.history[run.start_iteration:])
-        run.guard_geometry(len(run.history), last=True)
+        run.scene.guard_geometry(len(run.history), last=True)
     t_end = time.perf_counter()
     timings = {"total_s": t_end - t_start, "loop_s": t_end - t_loop, "it_per_s": steps / max(t_end - t_loop, 1e-9),
                "densify_s": run.scene.densifier.seconds}

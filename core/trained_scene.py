@@ -17,7 +17,7 @@ import torch
 
 from core import densify, regions
 from core.cameras import Camera
-from core.confinement import confine_
+from core.confinement import GeometryGuard, confine_
 from core.gaussians import Gaussians
 from interchange.ply import SplatData
 from interchange.settings import StylizeSettings
@@ -63,11 +63,16 @@ class TrainedScene:
     what the geometry guard rolls back to."""
 
     def __init__(self, original: Gaussians, settings: StylizeSettings, rates: dict[str, float],
-                 densifier: densify.Densifier, region: torch.Tensor | None = None):
+                 memory_bytes: float | None = None, region: torch.Tensor | None = None,
+                 guard: GeometryGuard | None = None):
         self.original = original
         self.settings = settings
         self.rates = rates
-        self.densifier = densifier
+        self.densifier = densify.Densifier(
+            original.count, detail=settings.detail, every=settings.densify_every, iterations=settings.iterations,
+            threshold=settings.densify_threshold, dropout=settings.densify_dropout, seed=settings.seed,
+            device=original.device, memory_bytes=memory_bytes)
+        self.guard = guard
         self.region_input = region
         self.frozen = False
         self.params = trainable(original.values(), settings.optimize, self.moves_geometry)
@@ -94,6 +99,15 @@ class TrainedScene:
             self.params["sh_rest"] = self.params["sh_rest"].detach().clone().copy_(sh_rest).requires_grad_(
                 self.params["sh_rest"].requires_grad)
         self.optimizer = make_optimizer(self.params, self.settings.learning_rate, self.rates)
+
+    def guard_geometry(self, iteration: int, last: bool = False) -> None:
+        """While geometry learns (and once more after the ``last`` iteration): roll it back if the scene spills
+        past the guard's limit (core.confinement)."""
+        if self.guard is None or not (self.moves_geometry or last):
+            return
+        if not self.guard.passes(self.current(), iteration) and self.moves_geometry:
+            self.roll_back_geometry()
+            self.guard.rolled_back_at(iteration)
 
     def roll_back_geometry(self) -> None:
         """Every row's position and scale back to where it was made; geometry learns no more."""
@@ -142,12 +156,15 @@ class TrainedScene:
         """Tensors (whatever their count), optimizer and densification state, in tensors and plain data."""
         return {"params": {name: t.detach().cpu() for name, t in self.params.items()},
                 "optimizer": self.optimizer.state_dict(), "densify": self.densifier.state_dict(),
-                "geometry": {"frozen": self.frozen, "born": {name: t.cpu() for name, t in self.born.items()}}}
+                "geometry": {"frozen": self.frozen, "born": {name: t.cpu() for name, t in self.born.items()},
+                             "guard": self.guard.state_dict() if self.guard else None}}
 
     def load_state_dict(self, state: dict) -> None:
         device = self.original.device
         saved = {name: t.to(device, torch.float32) for name, t in state["params"].items()}
         self.frozen = state["geometry"]["frozen"]
+        if self.guard is not None:
+            self.guard.load_state_dict(state["geometry"]["guard"])
         self.born = {name: t.to(device) for name, t in state["geometry"]["born"].items()}
         self.params = trainable(saved, self.settings.optimize, self.moves_geometry)
         self.optimizer = make_optimizer(self.params, self.settings.learning_rate, self.rates)
@@ -170,5 +187,6 @@ class TrainedScene:
         return final.to_splat_data(template)
 
     def densify_report(self) -> dict:
-        return {**self.densifier.report(),
-                "settings": {name: getattr(self.settings, name) for name in DENSIFY_SETTINGS}}
+        """Densification's report (core.densify), the settings that shaped it and the geometry guard's checks."""
+        settings = {name: getattr(self.settings, name) for name in DENSIFY_SETTINGS}
+        return {**self.densifier.report(), "settings": settings, "guard": self.guard.report() if self.guard else None}

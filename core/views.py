@@ -19,6 +19,14 @@ from interchange.ply import SplatData
 
 CONTENT_BYTES_PER_PX = 512 * 4 / 64 * 4 / 3
 """relu4_2 targets: 512 float32 channels at 1/8 resolution over a pyramid adding a third: ≈ 43 bytes per pixel."""
+SURVEY_VIEWS = 4
+SURVEY_SIDE = 256
+"""The start-up survey (auto statistics' coverage, colour preservation's and the preview's colours) renders at
+most SURVEY_VIEWS cameras, evenly spread over the list, with at most SURVEY_SIDE px: coverage and colour moments
+need few pixels, and on a CPU the rasterizer's cost is mostly per Gaussian and per view (1-3 s a view for 100k
+Gaussians on two cores), so the instant preview stays a few seconds there."""
+MIN_COVERAGE = 1e-3
+"""Pixels the scene covers less than this are left out of its colour moments (no colour to un-premultiply)."""
 CONTENT_CACHE_SHARE = 0.25
 """Share of the GPU memory budget that cached content targets may take before they move to host memory."""
 
@@ -92,8 +100,8 @@ def image_and_alpha(out: RenderOutput) -> tuple[torch.Tensor, torch.Tensor]:
 @dataclass
 class Survey:
     """The capture seen from every view at start-up: its mean coverage (alpha) over the views, and the colour
-    moments of its pixels over the whole frame ("frame") and weighted by what the scene, or its region, covers
-    ("object")."""
+    moments of its pixels over the whole frame ("frame", background included) and of the scene's own colours
+    (un-premultiplied from the background) weighted by what the scene, or its region, covers ("object")."""
 
     alphas: list[float] = field(default_factory=list)
     colours: dict[str, ColourMoments] = field(default_factory=lambda: {"frame": ColourMoments(),
@@ -104,16 +112,24 @@ class Survey:
         return sum(self.alphas) / len(self.alphas)
 
 
+def survey_cameras(cameras: list[Camera], resolution: int) -> list[Camera]:
+    """The cameras the start-up survey renders: at most SURVEY_VIEWS, at most SURVEY_SIDE px."""
+    chosen = [cameras[i * len(cameras) // SURVEY_VIEWS] for i in range(min(SURVEY_VIEWS, len(cameras)))]
+    return [c.with_long_side(min(resolution, SURVEY_SIDE)) for c in chosen]
+
+
 def survey(scene: Gaussians, views: Views, region: torch.Tensor | None) -> Survey:
-    """One pass over ``views`` of the unmodified scene (render them small: only colours and coverage are read)."""
+    """One pass over ``views`` (``survey_cameras``) of the unmodified scene: coverage and colours."""
     found = Survey()
     with torch.no_grad():
         for i in range(len(views)):
             image, alpha = views.render(scene, i)
             found.alphas.append(float(alpha.mean()))
-            pixels = image[0].permute(1, 2, 0)
+            pixels, coverage = image[0].permute(1, 2, 0), alpha[0].permute(1, 2, 0)
             found.colours["frame"].add(pixels)
-            found.colours["object"].add(pixels, views.selected(scene, i, region, alpha))
+            own = (pixels - (1 - coverage) * views.background) / coverage.clamp_min(MIN_COVERAGE)
+            weights = views.selected(scene, i, region, alpha)[0, 0] * (coverage[..., 0] >= MIN_COVERAGE)
+            found.colours["object"].add(own, weights)
     return found
 
 

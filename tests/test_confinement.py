@@ -100,7 +100,7 @@ def guard_views(cameras) -> Views:
 
 def test_the_guard_passes_the_capture_and_fails_a_swollen_scene(scene, cameras):
     capture = Gaussians.from_splat_data(scene)
-    guard = GeometryGuard(guard_views(cameras), capture)
+    guard = GeometryGuard(capture, guard_views(cameras))
     assert guard.passes(capture, 1)
     swollen = Gaussians(capture.means, capture.quats, capture.log_scales + 1.0, capture.opacity, capture.sh_dc,
                         capture.sh_rest)

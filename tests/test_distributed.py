@@ -186,7 +186,7 @@ def test_one_process_keeps_the_plain_path():
 
 def test_views_per_step_is_validated():
     from core.errors import InputError
-    from core.stylization import check_settings
+    from core.checks import check_settings
     with pytest.raises(InputError, match="settings: views_per_step must be in 1..64"):
         check_settings(settings(views_per_step=0))
 
