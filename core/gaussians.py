@@ -40,10 +40,6 @@ class Gaussians:
         """A copy on another device."""
         return Gaussians(*(t.to(device) for t in self._tensors()))
 
-    def detached(self) -> Gaussians:
-        """A copy sharing no autograd history (values cloned)."""
-        return Gaussians(*(t.detach().clone() for t in self._tensors()))
-
     def with_sh(self, sh: torch.Tensor) -> Gaussians:
         return replace(self, sh=sh)
 
