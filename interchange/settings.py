@@ -7,7 +7,9 @@ UI range and the add-on panel group. From it come:
 - the engine's settings object (``core.stylize.StylizeSettings`` is this class) and its validation;
 - the command line's flags, parsing and one-line errors (``add_arguments``, ``settings_from_namespace``);
 - the job arguments the add-on writes to args.txt (``arguments``), which the command line parses back;
-- the add-on's properties and panel rows (``Setting.ui_*``, ``rows``; the add-on turns them into bpy.props).
+- the add-on's properties and panel rows (``Setting.ui_*``, ``rows``; the add-on turns them into bpy.props);
+- how a message names a setting: ``mention(name)`` marks it, and each front end writes it its own way
+  (``for_command_line``: the flag, ``for_panel``: the label), so an engine error reads right in both.
 
 Adding a setting: one ``setting(...)`` field in ``StylizeSettings`` (placed where its panel row should appear)
 and the engine code that reads it. tests/test_settings.py and tests/blender/test_blender_settings.py check that
@@ -21,14 +23,15 @@ from __future__ import annotations
 import argparse
 import math
 import numbers
+import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 MAIN = "main"          # the Stylize panel itself
 ADVANCED = "advanced"  # its Advanced sub-panel (closed by default)
 ENGINE_ONLY = ""       # not an add-on property (the add-on sets it from elsewhere, e.g. its preferences)
-GROUPS = (MAIN, ADVANCED)
 INT32_MAX = 2**31 - 1  # Blender's IntProperty range
 ENGINE_DEFAULT = "engine default"  # addon_default when the add-on uses the engine's default
 NAMED_COLOURS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0)}
@@ -100,7 +103,7 @@ class StylizeSettings:
     style_strength: float = setting(
         30.0, label="Style Strength", low=0.0, soft=(0.0, 100.0), group=MAIN, digits=1,
         help="how far the result moves from the capture toward the painting: 0 keeps the capture, 30 (measured on "
-             "an object and a full scene: docs/quality.md) paints it while outlines, edges and large shapes stay "
+             "an object and a full scene) paints it while outlines, edges and large shapes stay "
              "recognisable, lower values keep more of the capture (with balance relative)")
     content_weight: float = setting(
         1.0, label="Content Weight", low=0.0, soft=(0.0, 10.0), group=MAIN,
@@ -199,10 +202,10 @@ class StylizeSettings:
     geometry_lr: float = setting(
         5e-4, label="Geometry Learning Rate", low=0.0, soft=(0.0, 0.003), digits=5,
         help="with detail on: positions also learn at this rate times the cameras' extent, and scales at 30 times "
-             "it, so strokes can take their own shape (0 keeps the geometry fixed; docs/benchmarks.md)")
+             "it, so strokes can take their own shape (0 keeps the geometry fixed)")
     cudnn_benchmark: bool = setting(
         False, label="cuDNN Benchmark",
-        help="let cuDNN autotune convolutions (measured slower for runs of a few hundred steps: docs/benchmarks.md)")
+        help="let cuDNN autotune convolutions (measured slower for runs of a few hundred steps)")
     preview_every: int = setting(
         0, label="Preview Every", low=0, high=1_000_000, soft=(0, 1000), addon_default=25, metavar="N",
         help="write a preview of the first view every N iterations (0: none)")
@@ -463,3 +466,27 @@ def arguments(settings: StylizeSettings) -> list[str]:
 def settings_from_ui(values: dict[str, Any]) -> StylizeSettings:
     """Settings from the add-on's property values (by setting name); names not given take the schema's default."""
     return StylizeSettings(**{name: BY_NAME[name].from_ui(value) for name, value in values.items()})
+
+
+MENTION = re.compile(r"\{setting:([a-z0-9_]+)\}")
+
+
+def mention(name: str) -> str:
+    """A setting named in a message (an error, a warning) that both front ends show: each writes it its own way
+    (``for_command_line``, ``for_panel``). Raises KeyError for a name the schema does not hold."""
+    return "{setting:" + BY_NAME[name].name + "}"
+
+
+def name_settings(text: str, name_of: Callable[[Setting], str]) -> str:
+    """``text`` with every setting it mentions written as ``name_of(setting)``."""
+    return MENTION.sub(lambda match: name_of(BY_NAME[match[1]]) if match[1] in BY_NAME else match[0], text)
+
+
+def for_command_line(text: str) -> str:
+    """A message as the command line shows it: settings by their flags ('--lr')."""
+    return name_settings(text, lambda item: item.flag)
+
+
+def for_panel(text: str) -> str:
+    """A message as the add-on shows it: settings by their labels ('Learning Rate')."""
+    return name_settings(text, lambda item: item.spec.label)
