@@ -24,10 +24,8 @@ NAMES = {event.value for event in protocol.Event} | {command.value for command i
     protocol.READY_EVENT}
 KEYS = {protocol.EVENT_KEY, protocol.COMMAND_KEY}
 KEY_METHODS = {"get", "pop", "setdefault"}
-# Spellings allowed for now, by file: core/stylize.py builds the progress event itself until it calls
-# interchange.protocol.progress_event (it is being split and renamed to core/stylization.py meanwhile).
-PENDING = {Path("core/stylize.py"): {protocol.EVENT_KEY, protocol.Event.PROGRESS.value},
-           Path("core/stylization.py"): {protocol.EVENT_KEY, protocol.Event.PROGRESS.value}}
+# Spellings allowed for now, by file (none left: a file that needs one is listed here with its names).
+PENDING: dict[Path, set[str]] = {}
 
 
 def is_text(node: ast.AST, words: set[str]) -> bool:
