@@ -33,7 +33,7 @@ from core.vgg import load_vgg19
 from core.views import Views, image_and_alpha
 from interchange.ply import SplatData
 from interchange.protocol import progress_event
-from interchange.settings import SettingsError, StylizeSettings
+from interchange.settings import StylizeSettings, mention
 
 SURVEY_SIDE = 512
 """The start-up survey of the capture (colour preservation's colours, auto statistics' coverage) renders the views
@@ -44,11 +44,10 @@ PreviewCallback = Callable[[int, torch.Tensor], None]
 
 
 def check_settings(settings: StylizeSettings) -> None:
-    """Refuse settings that cannot work: InputError('settings: <name> <problem>')."""
-    try:
-        settings.validate()
-    except SettingsError as error:
-        raise InputError(str(error)) from None
+    """Refuse settings that cannot work: InputError('settings: <name> <problem>') for the first one, the setting
+    mentioned (interchange.settings.mention) so that each front end names it its own way."""
+    for item, problem in settings.problems():
+        raise InputError(f"settings: {mention(item.name)} {problem}")
 
 
 @dataclass

@@ -205,3 +205,27 @@ def test_the_device_choices_are_declared_once(capsys):
     choices = ", ".join(repr(value) for value in schema.BY_NAME["device"].values)
     assert f"(choose from {choices})" in capsys.readouterr().err
     assert "--device {" + ",".join(schema.BY_NAME["device"].values) + "}" in build_parser().format_help()
+
+
+def test_engine_refusals_name_their_setting_for_each_front_end():
+    """The device, the settings check and the VGG preprocessing check mention the setting they refuse, so the
+    command line names its flag, the add-on its label and Python callers the schema's name."""
+    from core.device import resolve_device
+    from core.stylization import check_settings
+    from core.vgg import check_vgg_weights
+    with pytest.raises(InputError) as device:
+        resolve_device("quantum")
+    assert schema.for_command_line(device.value.template).startswith("--device: unknown device 'quantum' (")
+    assert schema.for_panel(device.value.template).startswith("Device: unknown device 'quantum' (")
+    assert str(device.value).startswith("device: unknown device 'quantum' (")
+    with pytest.raises(InputError) as settings:
+        check_settings(StylizeSettings(learning_rate=0.0))
+    assert schema.for_command_line(settings.value.template) == "settings: --lr must be > 0.0 and <= 10.0 (got 0.0)"
+    assert schema.for_panel(settings.value.template) == "settings: Learning Rate must be > 0.0 and <= 10.0 (got 0.0)"
+    assert str(settings.value) == "settings: learning_rate must be > 0.0 and <= 10.0 (got 0.0)"
+    with pytest.raises(InputError) as vgg:
+        check_vgg_weights(None, "torch")
+    assert schema.for_command_line(vgg.value.template) == (
+        "--vgg-preprocess torch: the default VGG-19 weights are Caffe weights; torch preprocessing needs "
+        "--vgg-weights")
+    assert schema.for_panel(vgg.value.template).startswith("VGG Preprocessing torch: ")
