@@ -108,17 +108,6 @@ class StylizeSettings:
     content_weight: float = setting(
         1.0, label="Content Weight", low=0.0, soft=(0.0, 10.0), group=MAIN,
         help="how strongly the stylized views keep the original's structure")
-    content_colours: str = setting(
-        "capture", label="Structure Colours",
-        choices=(("capture", "Capture", "The content term compares with the capture as it is (SGSST)"),
-                 ("painting", "Painting", "The content term compares with the capture recoloured to the painting's "
-                                          "palette: structure is kept without holding the capture's colours")),
-        help="what the content term compares with: capture (its own colours, SGSST) or painting (the capture "
-             "recoloured to the painting's palette, so structure can be kept without holding the colours)")
-    smoothness: float = setting(
-        0.0, label="Smoothness", low=0.0, soft=(0.0, 10.0), digits=2,
-        help="weight of the render's total variation (its grain), relative to the capture's with balance "
-             "relative: higher values give smoother paint with fewer speckles (0: off)")
     optimize: str = setting(
         "color", label="Optimize", choices=OPTIMIZE_CHOICES, group=MAIN,
         help="what is optimised: color (SH DC colours), sh (all SH bands) or sh+opacity (SH and opacity)")
@@ -148,6 +137,17 @@ class StylizeSettings:
         metavar="GiB", digits=1,
         help="GiB of GPU memory the style loss may use, above which it is computed in tiles (unset, or 0 in the "
              "add-on: as much as is free)")
+    content_colours: str = setting(
+        "capture", label="Structure Colours",
+        choices=(("capture", "Capture", "The content term compares with the capture as it is (SGSST)"),
+                 ("painting", "Painting", "The content term compares with the capture recoloured to the painting's "
+                                          "palette: structure is kept without holding the capture's colours")),
+        help="what the content term compares with: capture (its own colours, SGSST) or painting (the capture "
+             "recoloured to the painting's palette, so structure can be kept without holding the colours)")
+    smoothness: float = setting(
+        0.0, label="Smoothness", low=0.0, soft=(0.0, 10.0), digits=2,
+        help="weight of the render's total variation (its grain), relative to the capture's with balance "
+             "relative: higher values give smoother paint with fewer speckles (0: off)")
     balance: str = setting(
         "relative", label="Balance",
         choices=(("relative", "Relative", "Style and content measured relative to the capture's own, so a strength "
