@@ -19,7 +19,7 @@ import torch
 from core.cameras import Camera
 from core.errors import InputError, InputWarning
 from interchange.ply import SplatData
-from interchange.settings import SettingsError, StylizeSettings
+from interchange.settings import BY_NAME, StylizeSettings, mention
 
 if TYPE_CHECKING:
     from core.trained_scene import TrainedScene
@@ -42,14 +42,15 @@ MIN_RENDER_SIDE = 16
 VISIBILITY_SAMPLE = 100_000
 # A centre this far outside the image (as a share of its size) can still cover it with its footprint.
 VISIBILITY_MARGIN = 0.1
+# The settings that can make a run diverge (its step size and the loss weights), named by divergence_hint.
+DIVERGENCE_SUSPECTS = ("learning_rate", "content_weight", "style_strength")
 
 
 def check_settings(settings: StylizeSettings) -> None:
-    """Refuse settings that cannot work: InputError('settings: <name> <problem>')."""
-    try:
-        settings.validate()
-    except SettingsError as error:
-        raise InputError(str(error)) from None
+    """Refuse settings that cannot work: InputError('settings: <name> <problem>') for the first one, the setting
+    mentioned (interchange.settings.mention) so that each front end names it its own way."""
+    for item, problem in settings.problems():
+        raise InputError(f"settings: {mention(item.name)} {problem}")
 
 
 def check_scene(scene: SplatData, source: str) -> SplatData:
@@ -111,13 +112,18 @@ def check_result(splat: SplatData, hint: str) -> None:
 
 
 def divergence_hint(settings: StylizeSettings) -> str:
-    """Which setting most likely made a run diverge: the step size or loss weight furthest above its default."""
-    default = type(settings)()
-    candidates = [("learning rate", "--lr", settings.learning_rate, default.learning_rate),
-                  ("content weight", "--content-weight", settings.content_weight, default.content_weight),
-                  ("style strength", "--style-strength", settings.style_strength, default.style_strength)]
-    name, option, value, usual = max(candidates, key=lambda c: c[2] / c[3] if math.isfinite(c[2]) else math.inf)
-    return f"likely cause: the {name} {value:g} ({option}, default {usual:g}); lower it"
+    """Which setting most likely made a run diverge: the step size or loss weight furthest above its default.
+
+    The setting is mentioned (interchange.settings.mention), so each front end names it its own way.
+    """
+    def excess(name: str) -> float:
+        value = getattr(settings, name)
+        return value / BY_NAME[name].default if math.isfinite(value) else math.inf
+
+    name = max(DIVERGENCE_SUSPECTS, key=excess)
+    item = BY_NAME[name]
+    return (f"likely cause: the {item.spec.label.lower()} {getattr(settings, name):g} ({mention(name)}, default "
+            f"{item.default:g}); lower it")
 
 
 def _count(mask: np.ndarray, total: int) -> str:
@@ -211,7 +217,8 @@ def _camera_problem(camera: Camera, resolution: int) -> str | None:
     rendered = camera.with_long_side(resolution)
     if min(rendered.width, rendered.height) < MIN_RENDER_SIDE:
         return (f"is {camera.width}x{camera.height} px: too elongated, it would render at {rendered.width}x"
-                f"{rendered.height} px at --resolution {resolution} (at least {MIN_RENDER_SIDE} px per side)")
+                f"{rendered.height} px at {mention('resolution')} {resolution} (at least {MIN_RENDER_SIDE} px per "
+                "side)")
     return None
 
 

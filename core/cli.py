@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import __version__, distributed
+from core import __version__, argument_files, distributed, outputs
 from core.cameras import Camera, load_cameras, orbit_cameras, save_cameras_json
 from core.checks import (check_cameras, check_result, check_scene, check_visibility, divergence_hint,
                          restore_degenerate_quats)
 from core.demo import demo_scene, demo_style
 from core.errors import InputError, InputWarning
 from core.images import load_image, save_png, side_by_side
+from core.outputs import CHECKPOINT_FILE, PREVIEW_SIDE, PREVIEW_VIEWS
 from core.renderer import gsplat_version
 from core.regions import load_region
 from core.device import resolve_device
@@ -34,27 +35,43 @@ from interchange.atomic import atomic_write
 from interchange.cameras import find_cameras_file
 from interchange.ply import SplatData, read_ply, write_ply
 from interchange.protocol import (EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OUT_OF_MEMORY, OUTPUT_CAMERAS_FILE, PREVIEW_FILE,
-                                  REPORT_FILE, STYLIZED_FILE)
-from interchange.settings import add_arguments, settings_from_namespace
+                                  REPORT_FILE, STYLIZED_FILE, CancelledEvent, DoneEvent, ErrorEvent,
+                                  PreviewEvent, ProgressEvent, StartEvent, WarningEvent, event_dict, parse_event)
+from interchange.settings import add_arguments, for_command_line, mention, settings_from_namespace
 
-PREVIEW_VIEWS = 3
 DEMO_SETTINGS = {"iterations": 120, "resolution": 128}  # --demo's defaults: a quick run on the procedural scene
-CHECKPOINT_FILE = "checkpoint.pt"
-# Every file a run may write into its output folder (atomic writes add only hidden temporary names).
-OUTPUT_NAMES = (STYLIZED_FILE, OUTPUT_CAMERAS_FILE, REPORT_FILE, PREVIEW_FILE, CHECKPOINT_FILE,
-                *(f"before_after_{i:02d}.png" for i in range(PREVIEW_VIEWS)))
+JSON_PROGRESS = "--json-progress"
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors naming the option (``error: --lr: must be ...``), exit code 2."""
+    """argparse with one-line errors naming the option (``error: --lr: must be ...``), exit code 2, and with
+    ``json_progress`` also as an error event on stdout (option errors come before the options are known)."""
+
+    def __init__(self, *args, json_progress: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.json_progress = json_progress
 
     def error(self, message: str) -> typing.NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"error: {message.removeprefix('argument ')}\n")
+        report_error(self.json_progress, message.removeprefix("argument "), EXIT_BAD_INPUT, rank_zero_only=False)
+        self.exit(EXIT_BAD_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def build_parser(json_progress: bool = False) -> argparse.ArgumentParser:
+    """The command line; ``json_progress`` (found in the arguments before they are parsed, ``asks_for_json``)
+    makes option errors come as error events too. Arguments files are expanded before (core.argument_files)."""
     p = Parser(
-        prog="sos-stylize", fromfile_prefix_chars="@",
+        prog="sos-stylize", json_progress=json_progress,
         description="Stylize a 3D Gaussian Splatting scene with a painting (SGSST's multi-scale SOS loss). Writes "
         "OUTDIR/stylized.ply, previews and OUTDIR/report.json. Arguments can also come from a file, one per line: "
         "sos-stylize @args.txt (the Blender add-on's job folders hold one).")
@@ -64,12 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="no input: a procedural scene and a procedural painting")
     p.add_argument("--cameras", type=Path, help="cameras.json (Inria) or COLMAP text model; default: cameras.json "
                    "beside the scene (3DGS output layout), else an orbit rig around the scene")
-    p.add_argument("--views", type=int, default=24, help="number of orbit cameras when no cameras are given")
+    p.add_argument("--views", type=positive_int, default=24,
+                   help="number of orbit cameras when no cameras are given (at least 1)")
     p.add_argument("--region", type=Path, help="stylize part of the scene: one weight in 0..1 per Gaussian, "
                    ".npy array or text file with one value per line (0 keeps a Gaussian's colours)")
     p.add_argument("--gpus", metavar="N|all", help="one process per GPU, each taking its own view per step, "
                    "gradients averaged (torch.distributed; same as torchrun --nproc_per_node N -m core)")
-    p.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout (for programs)")
+    p.add_argument(JSON_PROGRESS, action="store_true", help="one JSON object per line on stdout (for programs), "
+                   "errors included")
     p.add_argument("--cancel-file", type=Path, help="stop cooperatively when this file appears")
     p.add_argument("--version", action="version", version=f"sos-stylize {__version__}")
     add_arguments(p.add_argument_group("stylization settings"),
@@ -77,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def asks_for_json(argv: list[str]) -> bool:
+    """Whether the arguments (arguments files read as far as they can be) ask for --json-progress, or an
+    abbreviation argparse accepts, before ``--``."""
+    for argument in argument_files.lenient_expand(argv):
+        if argument == "--":
+            return False
+        if len(argument) > 2 and JSON_PROGRESS.startswith(argument):
+            return True
+    return False
 
 
 def choose_cameras(args: argparse.Namespace, scene: SplatData) -> tuple[list[Camera], str]:
@@ -84,8 +112,6 @@ def choose_cameras(args: argparse.Namespace, scene: SplatData) -> tuple[list[Cam
     path = args.cameras or (find_cameras_file(args.scene) if args.scene else None)
     if path is not None:
         return load_cameras(path), str(path)
-    if args.views < 1:
-        raise InputError(f"--views: need at least one orbit camera (got {args.views})")
     cams = orbit_cameras(scene.means(), scene.opacity(), count=args.views)
     return cams, f"orbit rig ({len(cams)} views)"
 
@@ -105,7 +131,7 @@ def load_inputs(args: argparse.Namespace, resolution: int) -> tuple[SplatData, t
 
 def input_files(args: argparse.Namespace) -> dict[Path, str]:
     """Every file the run reads, with its role: none of them may be written by the run."""
-    files = {Path(name): "arguments file" for name in getattr(args, "argument_files", ())}
+    files = {path: "arguments file" for path in getattr(args, "argument_files", ())}
     if not args.demo:
         files.update({args.scene: "scene", args.style: "painting"})
     cameras = args.cameras or (find_cameras_file(args.scene) if args.scene and not args.demo else None)
@@ -121,65 +147,44 @@ def input_files(args: argparse.Namespace) -> dict[Path, str]:
     return files
 
 
-def prepare_output(args: argparse.Namespace) -> tuple[Path, list[Path]]:
-    """Check the output folder against the inputs, then create it: (folder, the folders this call created).
+def prepare_output(args: argparse.Namespace, scene: SplatData, settings: StylizeSettings,
+                   cameras: list[Camera]) -> outputs.OutputFolder:
+    """Check the output folder against the inputs and the free space, then create it and prove it writable.
 
-    Refused: a file in the folder's place, a folder that is or holds the scene's folder, and any output name
-    that is an input file. Called once every input has been validated, so a refused run creates nothing.
+    Called once every input has been validated and before any heavy work, so a refused run creates nothing.
     """
-    out = args.output
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: output exists and is not a folder")
-    folder = out.resolve()
-    if args.scene is not None and not args.demo and folder in args.scene.resolve().parents:
-        raise InputError(f"{out}: the output folder holds the input scene {args.scene}; choose a folder of its own "
-                         "for the results, so no input is overwritten")
-    inputs = {path.resolve(): (path, role) for path, role in input_files(args).items()}
-    for name in OUTPUT_NAMES:
-        if folder / name in inputs:
-            path, role = inputs[folder / name]
-            raise InputError(f"{out}: the run would overwrite the input {path} ({role}); choose another output "
-                             "folder")
-    created = [p for p in (out, *out.parents) if not p.exists()]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
-    return out, created
-
-
-def remove_if_empty(folders: list[Path]) -> None:
-    """Remove folders this run created (innermost first) that are still empty, after a failed run."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
+    source = args.scene if args.scene is not None and not args.demo else None
+    return outputs.prepare(args.output, source, input_files(args), outputs.needed_bytes(scene, settings, cameras))
 
 
 class Reporter:
-    """Progress as JSON lines on stdout (for the Blender add-on) or as a tqdm bar on stderr."""
+    """Progress as JSON lines on stdout (for the Blender add-on) or as a tqdm bar on stderr, made at the first
+    progress event (so a run refused before its first iteration prints nothing but its error)."""
 
     def __init__(self, json_lines: bool, total: int, quiet: bool = False):
         self.json_lines = json_lines
         self.quiet = quiet
+        self.total = total
         self.bar = None
-        if not json_lines and not quiet:
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, unit="it", dynamic_ncols=True)
 
     def emit(self, event: dict) -> None:
+        """One event (interchange.protocol's wire form)."""
         if self.quiet:
             return
         if self.json_lines:
             print(json.dumps(event), flush=True)
-        elif event["event"] == "progress":
-            self.bar.n = event["iteration"]
-            self.bar.set_postfix(style=f"{event['style']:.3g}", content=f"{event['content']:.3g}", refresh=False)
+            return
+        record = parse_event(event)
+        if isinstance(record, ProgressEvent):
+            if self.bar is None:
+                from tqdm import tqdm
+                self.bar = tqdm(total=self.total, unit="it", dynamic_ncols=True)
+            self.bar.n = record.iteration
+            self.bar.set_postfix(style=f"{record.style:.3g}", content=f"{record.content:.3g}", refresh=False)
             self.bar.refresh()
-        elif event["event"] in ("done", "cancelled"):
+        elif isinstance(record, (DoneEvent, CancelledEvent)):
             self.close()
-            print(event.get("text") or event["event"], file=sys.stderr)
+            print(record.text or record.kind.value, file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -206,11 +211,13 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-def write_previews(out: Path, before: list[torch.Tensor], after: list[torch.Tensor]) -> list[str]:
-    """before | after images of the first views, one PNG each."""
+def write_previews(staging: outputs.Staging, before: list[torch.Tensor], after: list[torch.Tensor]) -> list[str]:
+    """before | after images of the first views, one PNG each (staged with the other outputs)."""
     paths = []
     for i, (b, a) in enumerate(zip(before, after)):
-        paths.append(str(save_png(out / f"before_after_{i:02d}.png", side_by_side([b, a]))))
+        image = side_by_side([b, a])
+        name = f"before_after_{i:02d}.png"
+        paths.append(str(staging.write(name, lambda path, image=image: save_png(path, image))))
     return paths
 
 
@@ -226,24 +233,25 @@ def run(args: argparse.Namespace) -> int:
     cameras, camera_source = choose_cameras(args, scene)
     check_cameras(cameras, camera_source, settings.resolution)
     check_visibility(scene, cameras, camera_source)
-    out, created = prepare_output(args)
+    folder = prepare_output(args, original, settings, cameras)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     code = 1
     try:
-        code = stylize_into(args, out, settings, original, scene, style, cameras, camera_source, region)
+        code = stylize_into(args, folder, settings, original, scene, style, cameras, camera_source, region)
         return code
     finally:
         if code != 0:
-            remove_if_empty(created)
+            folder.clean_up_failure()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def stylize_into(args: argparse.Namespace, out: Path, settings: StylizeSettings, original: SplatData,
-                 scene: SplatData, style: torch.Tensor, cameras: list[Camera], camera_source: str,
+def stylize_into(args: argparse.Namespace, folder: outputs.OutputFolder, settings: StylizeSettings,
+                 original: SplatData, scene: SplatData, style: torch.Tensor, cameras: list[Camera], camera_source: str,
                  region: np.ndarray | None = None) -> int:
     """The run proper, once everything is validated: stylize ``scene``, the renderable form of ``original``;
     ``region`` [N] weights in 0..1 limit the change to part of the scene (None: all of it)."""
+    out = folder.path
     main_rank = distributed.current().is_main
     reporter = Reporter(args.json_progress, settings.iterations, quiet=not main_rank)
     stop = {"requested": False}
@@ -258,13 +266,13 @@ def stylize_into(args: argparse.Namespace, out: Path, settings: StylizeSettings,
         return stop["requested"] or bool(args.cancel_file and args.cancel_file.exists())
 
     def on_preview(iteration: int, image: torch.Tensor) -> None:
-        path = save_png(out / PREVIEW_FILE, image)
-        reporter.emit({"event": "preview", "iteration": iteration, "path": str(path)})
+        path = folder.write_live(PREVIEW_FILE, lambda target: save_png(target, image))
+        reporter.emit(event_dict(PreviewEvent(iteration, str(path))))
 
-    reporter.emit({"event": "start", "iterations": settings.iterations, "gaussians": scene.count,
-                   "sh_degree": scene.sh_degree, "views": len(cameras), "cameras": camera_source})
+    reporter.emit(event_dict(StartEvent(settings.iterations, scene.count, scene.sh_degree, len(cameras),
+                                        camera_source)))
     preview_cams = cameras[:PREVIEW_VIEWS]
-    before = render_views(scene, preview_cams, resolution=min(settings.resolution, 1024),
+    before = render_views(scene, preview_cams, resolution=min(settings.resolution, PREVIEW_SIDE),
                           background=settings.background, device=settings.device) if main_rank else []
     try:
         result = stylize(scene, style, cameras, settings, progress=reporter.emit,
@@ -274,8 +282,8 @@ def stylize_into(args: argparse.Namespace, out: Path, settings: StylizeSettings,
     finally:
         reporter.close()
     if result.cancelled:
-        reporter.emit({"event": "cancelled", "iteration": result.history[-1]["iteration"] if result.history else 0,
-                       "text": "cancelled; nothing written"})
+        reporter.emit(event_dict(CancelledEvent(result.history[-1]["iteration"] if result.history else 0,
+                                                "cancelled; nothing written")))
         return EXIT_CANCELLED
     if not main_rank:
         return 0
@@ -286,47 +294,59 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
            cameras: list[Camera], camera_source: str, before: list[torch.Tensor], reporter: Reporter) -> int:
     """Check the result, then write the stylized scene, its cameras, before/after previews and report.json.
 
-    ``scene`` is the scene as read: the written PLY keeps every one of its values but the stylized ones, also
-    where check_scene drew some Gaussians differently (zero quaternions).
+    They are staged (core.outputs.Staging) and put in place together, report.json last: a write that fails leaves
+    none of them. ``scene`` is the scene as read: the written PLY keeps every one of its values but the stylized
+    ones, also where check_scene drew some Gaussians differently (zero quaternions).
     """
     t0 = time.perf_counter()
     check_result(result.splat, divergence_hint(settings))
     stylized = restore_degenerate_quats(result.splat, scene)
-    ply_path = out / STYLIZED_FILE
-    write_ply(ply_path, stylized)
-    save_cameras_json(out / OUTPUT_CAMERAS_FILE, [c.with_long_side(settings.resolution) for c in cameras])
-    after = render_views(result.splat, cameras[:PREVIEW_VIEWS], resolution=min(settings.resolution, 1024),
-                         background=settings.background, device=settings.device)
-    previews = write_previews(out, before, after)
-    report = {
-        "settings": asdict(settings),
-        "inputs": {"scene": str(args.scene) if args.scene else "demo", "style": str(args.style) if args.style
-                   else "demo", "gaussians": scene.count, "sh_degree": scene.sh_degree, "cameras": camera_source,
-                   "views": len(cameras), "region": str(args.region) if args.region else None},
-        "versions": versions(),
-        "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend,
-                   "processes": distributed.current().world_size},
-        "timings": {**result.timings, "write_s": time.perf_counter() - t0},
-        "densify": result.densify,
-        "statistics": result.statistics,
-        "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(out / OUTPUT_CAMERAS_FILE)},
-        "history": result.history,
-    }
-    write_json_atomic(out / REPORT_FILE, report)
-    reporter.emit({"event": "done", "ply": str(ply_path), "report": str(out / REPORT_FILE),
-                   "gaussians": result.splat.count,
-                   "text": f"wrote {ply_path} ({result.timings['it_per_s']:.2f} it/s on {report['device']['name']})"})
+    staging = outputs.Staging(out)
+    try:
+        ply_path = staging.write(STYLIZED_FILE, lambda path: write_ply(path, stylized))
+        cameras_path = staging.write(OUTPUT_CAMERAS_FILE, lambda path: save_cameras_json(
+            path, [c.with_long_side(settings.resolution) for c in cameras]))
+        after = render_views(result.splat, cameras[:PREVIEW_VIEWS], resolution=min(settings.resolution, PREVIEW_SIDE),
+                             background=settings.background, device=settings.device)
+        previews = write_previews(staging, before, after)
+        report = {
+            "settings": asdict(settings),
+            "inputs": {"scene": str(args.scene) if args.scene else "demo", "style": str(args.style) if args.style
+                       else "demo", "gaussians": scene.count, "sh_degree": scene.sh_degree, "cameras": camera_source,
+                       "views": len(cameras), "region": str(args.region) if args.region else None},
+            "versions": versions(),
+            "device": {"name": device_name(result.device), "torch_device": result.device, "renderer": result.backend,
+                       "processes": distributed.current().world_size},
+            "timings": {**result.timings, "write_s": time.perf_counter() - t0},
+            "densify": result.densify,
+            "statistics": result.statistics,
+            "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(cameras_path)},
+            "history": result.history,
+        }
+        report_path = staging.write(REPORT_FILE, lambda path: write_json_atomic(path, report))
+        staging.commit(last=REPORT_FILE)
+    except BaseException:
+        staging.discard()
+        raise
+    reporter.emit(event_dict(DoneEvent(str(ply_path), str(report_path), f"wrote {ply_path} "
+                                       f"({result.timings['it_per_s']:.2f} it/s on {report['device']['name']})",
+                                       result.splat.count)))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run sos-stylize; returns the exit status (option errors exit through argparse with the same status)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argument_files = [arg[1:] for arg in argv if arg.startswith("@")]
+    json_progress = asks_for_json(argv)
+    try:
+        expanded, files = argument_files.expand(argv)
+    except InputError as exc:
+        return report_error(json_progress, exc.template, EXIT_BAD_INPUT)
+    args = build_parser(json_progress).parse_args(expanded)
+    args.argument_files = files
     with warnings.catch_warnings():
         warnings.simplefilter("always", InputWarning)
-        warnings.showwarning = lambda message, *rest: report_warning(args, str(message))
+        warnings.showwarning = lambda message, *rest: report_warning(args.json_progress, str(message))
         try:
             requested = args.device or StylizeSettings.device  # the schema default when not given
             device = resolve_device(requested)
@@ -336,26 +356,36 @@ def main(argv: list[str] | None = None) -> int:
             with distributed.from_environment(device):
                 return run(args)
         except InputError as exc:
-            return report_error(args, str(exc), EXIT_BAD_INPUT)
+            return report_error(args.json_progress, exc.template, EXIT_BAD_INPUT)
         except torch.cuda.OutOfMemoryError:
-            return report_error(args, "GPU out of memory: lower --resolution or set --max-gpu-mem to the GiB this "
-                                "GPU can spare", EXIT_OUT_OF_MEMORY)
+            return report_error(args.json_progress, f"GPU out of memory: lower {mention('resolution')} or set "
+                                f"{mention('max_gpu_mem_gib')} to the GiB this GPU can spare", EXIT_OUT_OF_MEMORY)
+        except OSError as exc:  # a file that vanished or a disk that failed under the run: still one line
+            where = exc.filename if exc.filename is not None else args.output
+            return report_error(args.json_progress, f"{where}: {exc.strerror or exc}", EXIT_BAD_INPUT)
 
 
-def report_error(args: argparse.Namespace, message: str, code: int) -> int:
-    """One line on stderr (and an error event for programs reading --json-progress); bad input by rank 0 only."""
-    if code == EXIT_BAD_INPUT and distributed.environment_rank() != 0:
+def report_error(json_progress: bool, template: str, code: int, rank_zero_only: bool = True) -> int:
+    """One line on stderr (and an error event for programs reading --json-progress); bad input by rank 0 only.
+
+    ``template`` may mention settings (interchange.settings.mention): the line names them by flag, and the event
+    carries the template too, for front ends that name them their own way.
+    """
+    if rank_zero_only and code == EXIT_BAD_INPUT and distributed.environment_rank() != 0:
         return code
-    if args.json_progress:
-        print(json.dumps({"event": "error", "message": message}), flush=True)
-    print(f"error: {message}", file=sys.stderr)
+    message = for_command_line(template)
+    if json_progress:
+        event = ErrorEvent(message, template if template != message else None)
+        print(json.dumps(event_dict(event)), flush=True)
+    print(f"error: {message}", file=sys.stderr, flush=True)
     return code
 
 
-def report_warning(args: argparse.Namespace, message: str) -> None:
+def report_warning(json_progress: bool, template: str) -> None:
     """One line on stderr per warning (and a warning event for programs reading --json-progress)."""
-    if args.json_progress:
-        print(json.dumps({"event": "warning", "message": message}), flush=True)
+    message = for_command_line(template)
+    if json_progress:
+        print(json.dumps(event_dict(WarningEvent(message, template if template != message else None))), flush=True)
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 

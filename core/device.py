@@ -10,7 +10,7 @@ import torch
 
 from core.errors import InputError
 from core.planner import free_gpu_bytes
-from interchange.settings import BY_NAME
+from interchange.settings import BY_NAME, mention
 
 DEVICES = BY_NAME["device"].values
 """The device choices, as the settings schema declares them ("auto", "cuda", "cpu", "mps")."""
@@ -25,10 +25,10 @@ def resolve_device(requested: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if requested not in DEVICES:
-        raise InputError(f"--device: unknown device '{requested}' ({', '.join(DEVICES)})")
+        raise InputError(f"{mention('device')}: unknown device '{requested}' ({', '.join(DEVICES)})")
     if requested == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available to this PyTorch "
-                         f"(torch {torch.__version__}); use --device auto or cpu")
+        raise InputError(f"{mention('device')} cuda: no CUDA device is available to this PyTorch "
+                         f"(torch {torch.__version__}); use {mention('device')} auto or cpu")
     return torch.device(requested)
 
 

@@ -34,6 +34,7 @@ from core.trained_scene import TrainedScene, geometry_rates
 from core.vgg import load_vgg19
 from core.views import Views, image_and_alpha, survey_cameras
 from interchange.ply import SplatData
+from interchange.protocol import progress_event
 from interchange.settings import StylizeSettings
 
 ProgressCallback = Callable[[dict], None]
@@ -202,9 +203,9 @@ def stylize(
             its long side at ``settings.resolution`` pixels. At least one.
         settings: a ``StylizeSettings`` (default: all defaults); validated first (``InputError`` names the bad
             setting).
-        progress: called after every iteration with a dict: ``event`` ("progress"), ``iterations`` (the total),
-            the iteration's history record (below), ``it_per_s``, ``eta_s`` (seconds left) and ``densify_s`` (time
-            spent densifying so far).
+        progress: called after every iteration with its progress event (``interchange.protocol.progress_event``:
+            ``iterations`` (the total), the iteration's history record (below), ``it_per_s``, ``eta_s`` (seconds
+            left) and ``densify_s`` (time spent densifying so far)).
         preview: called every ``settings.preview_every`` iterations (and after the last) with
             ``(iteration, image)``, the current render of ``cameras[0]`` as ``[H, W, 3]`` in [0, 1].
         should_stop: polled before every iteration; returning True ends the run cooperatively and returns the
@@ -268,9 +269,9 @@ def stylize(
         check_finite(record, run.scene.params.values(), settings)
         rate = (done - run.start_iteration) / max(time.perf_counter() - t_loop, 1e-9)
         if progress is not None:
-            progress({"event": "progress", "iterations": settings.iterations, **record, "it_per_s": rate,
-                      "eta_s": (settings.iterations - done) / max(rate, 1e-9),
-                      "densify_s": run.scene.densifier.seconds})
+            progress(progress_event(settings.iterations, record, it_per_s=rate,
+                                    eta_s=(settings.iterations - done) / max(rate, 1e-9),
+                                    densify_s=run.scene.densifier.seconds))
         if preview is not None and _every(done, settings.preview_every, settings.iterations):
             preview(done, run.preview_image())
         if path is not None and settings.checkpoint_every and done % settings.checkpoint_every == 0:

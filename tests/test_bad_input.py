@@ -2,7 +2,10 @@
 
 - refused: exit 2, exactly one ``error: ...`` line on stderr naming the file or option, no output folder
   created, every input byte-identical afterwards;
-- accepted with a documented warning: exit 0, one ``warning: ...`` line per warning, inputs untouched.
+- accepted with a documented warning: exit 0, one ``warning: ...`` line per warning, inputs untouched;
+- with ``--json-progress`` every refusal is also exactly one ``error`` event on stdout, option errors included;
+- an output folder that cannot take the outputs is refused before any heavy work, and a write that fails on the
+  way leaves none of the run's outputs.
 
 The corpus is a table of small files made in code (a 150-Gaussian scene, 48x32 cameras, 64x64 paintings), run
 in-process through ``core.cli.main`` so the whole table takes seconds; one case also runs as a subprocess.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import struct
 import subprocess
@@ -33,6 +37,7 @@ from core.demo import demo_scene, demo_style
 from core.errors import InputError
 from core.images import load_image, painting_pixel_limit, to_uint8
 from interchange.ply import SplatData, header_text, make_splat_data, read_ply
+from interchange.settings import for_command_line
 from core.stylization import StylizeSettings, stylize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -307,15 +312,37 @@ REFUSED = {
     "output: demo cameras in the output folder": Case(
         {"out/cameras.json": GOOD_CAMERAS.encode()}, ("--demo", "--cameras", "{d}/out/cameras.json", "-o", "{d}/out"),
         ("would overwrite the input",)),
+    # a refusal after the start (the checkpoint is read once the run is set up): still its one line, no progress bar
+    "output: a checkpoint of something else": Case(
+        {"out/checkpoint.pt": b"not a checkpoint"},
+        ("{d}/scene.ply", "{d}/painting.png", "--cameras", "{d}/cams/cameras.json", "-o", "{d}/out",
+         "--checkpoint-every", "1"), ("checkpoint.pt", "checkpoint")),
+    # arguments files (@FILE): cycles, missing, unusable
+    "arguments: a file that names itself": Case({"args.txt": b"--demo\n@{d}/args.txt\n"}, ("@{d}/args.txt",),
+                                                ("args.txt", "cycle")),
+    "arguments: two files that name each other": Case(
+        {"a.txt": b"@{d}/b.txt\n", "b.txt": b"--demo\n@{d}/a.txt\n"}, ("@{d}/a.txt",),
+        ("a.txt -> ", "b.txt -> ", "cycle")),
+    "arguments: missing file": Case(argv=("@{d}/nope.txt",), fragments=("nope.txt", "arguments file not found")),
+    "arguments: missing file named in a file": Case({"args.txt": b"--demo\n@{d}/nope.txt\n"}, ("@{d}/args.txt",),
+                                                    ("nope.txt", "not found")),
+    "arguments: a folder": Case(argv=("@{d}/cams",), fragments=("cams", "is a folder")),
+    "arguments: a binary file": Case(argv=("@{d}/scene.ply",), fragments=("scene.ply", "not an arguments file")),
+    **({"arguments: an unreadable file": Case(argv=("@/proc/self/mem",), fragments=(
+        "mem", "cannot read the arguments file (Input/output error)"))} if Path("/proc/self/mem").exists() else {}),
+    "arguments: files that multiply": Case({"x.txt": b"@{d}/y.txt\n" * 400, "y.txt": b"--demo\n" * 400},
+                                           ("@{d}/x.txt",), ("more than 100000 arguments",)),
 }
 
 
 def write_case(folder: Path, case: Case) -> None:
-    """The good inputs, then the case's own files over them."""
+    """The good inputs, then the case's own files over them ({d} in an arguments file .txt is the case folder)."""
     files = {"scene.ply": GOOD_PLY, "painting.png": GOOD_PNG, "cams/cameras.json": GOOD_CAMERAS.encode(),
              **case.files}
     for name, content in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".txt"):
+            content = content.replace(b"{d}", str(folder).encode())
         (folder / name).write_bytes(content)
 
 
@@ -369,6 +396,89 @@ def test_error_event_for_programs(tmp_path: Path, capsys) -> None:
     assert code == 2 and events == [{"event": "error", "message": err[0].removeprefix("error: ")}]
 
 
+def events_of(stdout: str) -> list[dict]:
+    """The events of --json-progress output; an error's template (the message with the settings it names marked
+    for other front ends) is checked to read as the message on the command line, then left out."""
+    events = [json.loads(line) for line in stdout.splitlines()]
+    for event in events:
+        if "template" in event:
+            assert for_command_line(event.pop("template")) == event["message"]
+    return events
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_refused_as_one_error_event(name: str, tmp_path: Path, capsys) -> None:
+    """With --json-progress each refusal is exactly one error event, holding the line stderr shows (a refusal
+    once the run is set up, as a checkpoint's, comes after the start event, still before any progress)."""
+    case = REFUSED[name]
+    write_case(tmp_path / "in", case)
+    code, err, out = run_main([*expand(case.argv, tmp_path / "in", tmp_path / "out"), *FAST, "--json-progress"],
+                              capsys)
+    assert code == 2 and len(err) == 1, err
+    events = [event for event in events_of(out) if event["event"] != "start"]
+    assert events == [{"event": "error", "message": err[0].removeprefix("error: ")}]
+
+
+def exit_of(argv: list[str], capsys) -> tuple[int, list[str], list[dict]]:
+    """Exit status, stderr lines and stdout events of main(argv), whether it returns or exits (argparse)."""
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    return code, captured.err.strip().splitlines(), events_of(captured.out)
+
+
+OPTION_ERRORS = {
+    "--views 0": (["--views", "0"], "--views: must be at least 1 (got 0)"),
+    "--views -2": (["--views", "-2"], "--views: must be at least 1"),
+    "--views many": (["--views", "many"], "--views: expected a whole number"),
+    "--lr 1e30": (["--lr", "1e30"], "--lr: must be"),
+    "unknown option": (["--colour-magic"], "unrecognized arguments: --colour-magic"),
+    "missing value": (["--resolution"], "--resolution: expected one argument"),
+}
+
+
+@pytest.mark.parametrize("how", ["option", "abbreviated", "in an arguments file", "in a nested arguments file"])
+@pytest.mark.parametrize("name", sorted(OPTION_ERRORS))
+def test_option_errors_are_one_line_and_one_event(name: str, how: str, tmp_path: Path, capsys) -> None:
+    """Option errors happen before the options are known: --json-progress is found in the arguments themselves."""
+    argv, expected = OPTION_ERRORS[name]
+    (tmp_path / "inner.txt").write_text("--json-progress\n")
+    (tmp_path / "args.txt").write_text("--demo\n" + ("--json-progress\n" if how == "in an arguments file" else
+                                                     f"@{tmp_path / 'inner.txt'}\n"))
+    json_flag = {"option": ["--json-progress"], "abbreviated": ["--json"]}.get(how, [f"@{tmp_path / 'args.txt'}"])
+    code, err, events = exit_of([*json_flag, "--demo", "-o", str(tmp_path / "out"), *argv], capsys)
+    assert code == 2 and len(err) == 1 and expected in err[0], err
+    assert events == [{"event": "error", "message": err[0].removeprefix("error: ")}]
+    assert not (tmp_path / "out").exists()
+
+
+def test_views_must_be_positive_even_with_cameras(tmp_path: Path, capsys) -> None:
+    """--views 0 was accepted when cameras were given (it was checked only for the orbit rig)."""
+    write_case(tmp_path, Case())
+    code, err, _ = exit_of([*expand(Case().argv, tmp_path, tmp_path / "out"), *FAST, "--views", "0"], capsys)
+    assert code == 2 and err == ["error: --views: must be at least 1 (got 0)"]
+
+
+def test_an_arguments_file_refusal_names_it_also_as_an_event(tmp_path: Path, capsys) -> None:
+    """The cycle is refused before the options are parsed; --json-progress inside the cycle still counts."""
+    (tmp_path / "args.txt").write_text(f"--json-progress\n@{tmp_path / 'args.txt'}\n")
+    code, err, events = exit_of([f"@{tmp_path / 'args.txt'}", "-o", str(tmp_path / "out")], capsys)
+    assert code == 2 and len(err) == 1 and "cycle" in err[0]
+    assert events == [{"event": "error", "message": err[0].removeprefix("error: ")}]
+
+
+def test_an_arguments_file_cycle_has_no_traceback_in_a_subprocess(tmp_path: Path) -> None:
+    (tmp_path / "args.txt").write_text("@args.txt\n")
+    proc = subprocess.run([sys.executable, "-m", "core", "@args.txt"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["error: args.txt: arguments files that name each other in a cycle "
+                                                "(args.txt -> args.txt); an arguments file may name others, but "
+                                                "never one that leads back to it"]
+
+
 def test_existing_output_folder_is_left_as_it_was_on_refusal(tmp_path: Path, capsys) -> None:
     write_case(tmp_path, Case({"cams/cameras.json": cameras_json(raw="[")}))
     out = tmp_path / "out"
@@ -378,6 +488,135 @@ def test_existing_output_folder_is_left_as_it_was_on_refusal(tmp_path: Path, cap
                              str(tmp_path / "cams" / "cameras.json"), "-o", str(out), *FAST], capsys)
     assert code == 2 and len(err) == 1
     assert snapshot(out) == {"stylized.ply": b"an earlier result"}
+
+
+# ---------------------------------------------------------------- output folders that cannot take the outputs
+
+
+@pytest.fixture
+def read_only():
+    """Makes a folder one the run cannot write into: chattr +i for root (who ignores permission bits), else
+    mode 0555; undone afterwards. Skips where neither works."""
+    undo = []
+
+    def make(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            try:
+                done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True, check=False)
+            except OSError as error:
+                pytest.skip(f"cannot make a folder read-only for root here (chattr: {error})")
+            if done.returncode:
+                pytest.skip(f"cannot make a folder read-only for root here ({done.stderr.strip()})")
+            undo.append(lambda: subprocess.run(["chattr", "-i", str(folder)], check=True))
+        else:
+            mode = folder.stat().st_mode
+            folder.chmod(0o555)
+            undo.append(lambda: folder.chmod(mode))
+        try:
+            (folder / "probe").touch()
+        except OSError:
+            return folder
+        (folder / "probe").unlink()
+        pytest.skip("this file system lets the test write into a read-only folder")
+
+    yield make
+    for step in reversed(undo):
+        step()
+
+
+@pytest.fixture
+def small_volume(tmp_path: Path):
+    """A 64 KiB tmpfs (the outputs of a 150-Gaussian run take more); skips where mounting is not allowed."""
+    mount = tmp_path / "volume"
+    mount.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "sos_test", str(mount)], capture_output=True,
+                              text=True, check=False)
+    except OSError as error:
+        pytest.skip(f"cannot mount a tmpfs here ({error})")
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'})")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("where", ["the folder", "its parent"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(where: str, tmp_path: Path, capsys,
+                                                                            read_only) -> None:
+    """Refused up front (no start event: nothing was rendered), in one line, creating nothing."""
+    write_case(tmp_path / "in", Case())
+    locked = read_only(tmp_path / "locked")
+    out = locked if where == "the folder" else locked / "out"
+    code, err, stdout = run_main([*expand(Case().argv, tmp_path / "in", out), *FAST, "--json-progress"], capsys)
+    assert code == 2 and len(err) == 1, err
+    reason = "cannot write into the output folder" if where == "the folder" else "cannot create the output folder"
+    assert err[0].startswith(f"error: {out}: {reason}"), err
+    assert events_of(stdout) == [{"event": "error", "message": err[0].removeprefix("error: ")}]
+    assert list(locked.iterdir()) == []
+
+
+def test_an_output_volume_without_room_is_refused_before_any_work(tmp_path: Path, capsys, small_volume) -> None:
+    write_case(tmp_path / "in", Case())
+    out = small_volume / "results" / "out"
+    code, err, stdout = run_main([*expand(Case().argv, tmp_path / "in", out), *FAST, "--json-progress"], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {out}: not enough free space for the outputs: they may take up to "), err
+    assert "KiB free" in err[0]
+    assert events_of(stdout) == [{"event": "error", "message": err[0].removeprefix("error: ")}]
+    assert list(small_volume.iterdir()) == []
+
+
+def test_the_space_estimate_bounds_what_a_run_writes(tmp_path: Path, capsys) -> None:
+    """needed_bytes is an upper bound of every kind of output (else the up-front check could pass a disk that then
+    fills): a run with live previews and a checkpoint, compared file by file."""
+    from core.outputs import needed_bytes
+    write_case(tmp_path, Case())
+    out = tmp_path / "out"
+    extra = ["--iterations", "2", "--preview-every", "1", "--checkpoint-every", "1", "--detail", "1"]
+    code, err, _ = run_main([*expand(Case().argv, tmp_path, out), *FAST, *extra], capsys)
+    assert code == 0, err
+    settings = StylizeSettings(iterations=2, resolution=32, preview_every=1, checkpoint_every=1, detail=1.0)
+    needs = needed_bytes(read_ply(tmp_path / "scene.ply"), settings, load_cameras(tmp_path / "cams/cameras.json"))
+    sizes = {path.name: path.stat().st_size for path in out.iterdir()}
+    previews = sum(size for name, size in sizes.items() if name.endswith(".png"))
+    assert previews <= needs["previews"]
+    for name in ("stylized.ply", "cameras.json", "report.json", "checkpoint.pt"):
+        assert sizes[name] <= needs[name], name
+    assert not [name for name in sizes if name.startswith(".")], "a temporary file was left behind"
+
+
+# RLIMIT_FSIZE makes writes past a size fail with EFBIG, as a full disk makes them fail with ENOSPC (a real failed
+# write, for any user, where mounting a small tmpfs is not allowed); Python ignores SIGXFSZ, so the write raises.
+LIMITED = ("import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+           "sys.argv[0] = 'core'; runpy.run_module('core', run_name='__main__')")
+
+
+@pytest.mark.parametrize("failing, limit, extra", [
+    # stylized.ply (16 KiB) is staged, then a 256-px before/after preview (about 50 KiB) cannot be written
+    ("before_after_00.png", 32 * 1024, []),
+    # the live preview (about 25 KiB) fails during the run, before any final output
+    ("preview.png", 8 * 1024, ["--preview-every", "1"]),
+])
+def test_a_disk_that_fills_while_the_outputs_are_written_leaves_none_of_them(failing: str, limit: int, extra: list,
+                                                                            tmp_path: Path) -> None:
+    """A failed write is one line with exit 2; the folder keeps its earlier complete result as it was, with no new
+    output and no temporary file."""
+    write_case(tmp_path / "in", Case({"painting.png": image_bytes(painting(size=512))}))
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {"stylized.ply": b"an earlier result", "report.json": b"{}\n"}
+    for name, content in earlier.items():
+        (out / name).write_bytes(content)
+    argv = [*expand(Case().argv, tmp_path / "in", out), "--iterations", "1", "--resolution", "256", "--device", "cpu",
+            "--json-progress", *extra]
+    proc = subprocess.run([sys.executable, "-c", LIMITED.format(limit=limit), *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"error: {out / failing}: cannot write (File too large)" + (
+        "; the run's outputs were not kept" if failing != "preview.png" else "")], proc.stderr
+    assert "done" not in {event["event"] for event in events_of(proc.stdout)}
+    assert snapshot(out) == earlier
 
 
 # ---------------------------------------------------------------- accepted, with or without a warning

@@ -203,3 +203,38 @@ def test_imported_engine_modules_exist_in_this_tree(source: Path) -> None:
         path = REPO_ROOT.joinpath(*name.split("."))
         assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), \
             f"{source.relative_to(REPO_ROOT)} imports {name}, which this tree does not have"
+
+
+def module_level_imports(source: Path) -> list[str]:
+    """Engine modules source imports when it is imported (type-only imports included; imports inside functions,
+    which run later, left out)."""
+    names = []
+    for statement in ast.parse(source.read_text(encoding="utf-8")).body:
+        for node in ast.walk(statement):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                break
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.split(".")[0] == "core":
+                names += [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            elif isinstance(node, ast.Import):
+                names += [a.name for a in node.names if a.name.split(".")[0] == "core"]
+    modules = {path.stem for path in (REPO_ROOT / "core").glob("*.py")}
+    return sorted({name for name in names if name.split(".")[-1] in modules and name != "core"})
+
+
+def test_no_import_cycle_in_the_engine() -> None:
+    """core's modules import each other one way only (type-only imports count: they tie the modules as much)."""
+    graph = {f"core.{path.stem}": module_level_imports(path) for path in (REPO_ROOT / "core").glob("*.py")
+             if path.stem != "__init__"}
+    graph = {module: [m for m in targets if m in graph and m != module] for module, targets in graph.items()}
+
+    def cycle_from(module: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        for target in graph[module]:
+            if target in path:
+                return (*path[path.index(target):], target)
+            found = cycle_from(target, (*path, target))
+            if found:
+                return found
+        return None
+
+    cycles = [cycle for module in graph if (cycle := cycle_from(module, (module,)))]
+    assert not cycles, " -> ".join(cycles[0])

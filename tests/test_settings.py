@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from core.checks import divergence_hint
 from core.cli import DEMO_SETTINGS, build_parser, settings_from_args
+from core.errors import InputError
 from interchange import settings as schema
 from interchange.settings import ADVANCED, ENGINE_ONLY, MAIN, SETTINGS, StylizeSettings
 
@@ -160,3 +162,70 @@ def test_settings_module_imports_only_the_standard_library():
     roots |= {node.module.split(".")[0] for node in ast.walk(tree)
               if isinstance(node, ast.ImportFrom) and node.level == 0}
     assert roots <= set(sys.stdlib_module_names), roots
+
+
+@pytest.mark.parametrize("item", SETTINGS, ids=lambda item: item.name)
+def test_help_and_tooltips_cite_no_repository_file(item):
+    """Users of the add-on have no docs/ folder: help says what was measured, not where."""
+    texts = [item.spec.help, item.description, *(text for _, _, text in item.spec.choices)]
+    assert not [text for text in texts if "docs/" in text or ".md" in text], texts
+
+
+@pytest.mark.parametrize("item", SETTINGS, ids=lambda item: item.name)
+def test_a_mentioned_setting_reads_as_each_front_end_names_it(item):
+    text = f"lower {schema.mention(item.name)} (now 3)"
+    assert schema.for_command_line(text) == f"lower {item.flag} (now 3)"
+    assert schema.for_panel(text) == f"lower {item.spec.label} (now 3)"
+    assert str(InputError(text)) == f"lower {item.name} (now 3)"  # Python callers: StylizeSettings' spelling
+    assert InputError(text).template == text
+
+
+def test_mentions_are_only_the_schemas_settings():
+    with pytest.raises(KeyError):
+        schema.mention("learning_rte")
+    untouched = "{setting:nothing_here} and {'setting': 1} and {}"
+    assert schema.for_command_line(untouched) == schema.for_panel(untouched) == untouched
+
+
+def test_a_divergence_names_the_setting_for_each_front_end():
+    """The engine's hint reaches the command line and the add-on: each names the setting its own way."""
+    hint = divergence_hint(StylizeSettings(learning_rate=5.0))
+    assert schema.for_command_line(hint) == "likely cause: the learning rate 5 (--lr, default 0.1); lower it"
+    assert schema.for_panel(hint) == "likely cause: the learning rate 5 (Learning Rate, default 0.1); lower it"
+    hint = divergence_hint(StylizeSettings(style_strength=math.inf))
+    assert schema.for_panel(hint) == "likely cause: the style strength inf (Style Strength, default 30); lower it"
+
+
+def test_the_device_choices_are_declared_once(capsys):
+    """The render worker's --device takes exactly the schema's choices (the add-on's preferences too:
+    tests/blender/test_blender_settings.py)."""
+    from core import worker
+    with pytest.raises(SystemExit):
+        worker.main(["--device", "quantum"])
+    choices = ", ".join(repr(value) for value in schema.BY_NAME["device"].values)
+    assert f"(choose from {choices})" in capsys.readouterr().err
+    assert "--device {" + ",".join(schema.BY_NAME["device"].values) + "}" in build_parser().format_help()
+
+
+def test_engine_refusals_name_their_setting_for_each_front_end():
+    """The device, the settings check and the VGG preprocessing check mention the setting they refuse, so the
+    command line names its flag, the add-on its label and Python callers the schema's name."""
+    from core.device import resolve_device
+    from core.stylization import check_settings
+    from core.vgg import check_vgg_weights
+    with pytest.raises(InputError) as device:
+        resolve_device("quantum")
+    assert schema.for_command_line(device.value.template).startswith("--device: unknown device 'quantum' (")
+    assert schema.for_panel(device.value.template).startswith("Device: unknown device 'quantum' (")
+    assert str(device.value).startswith("device: unknown device 'quantum' (")
+    with pytest.raises(InputError) as settings:
+        check_settings(StylizeSettings(learning_rate=0.0))
+    assert schema.for_command_line(settings.value.template) == "settings: --lr must be > 0.0 and <= 10.0 (got 0.0)"
+    assert schema.for_panel(settings.value.template) == "settings: Learning Rate must be > 0.0 and <= 10.0 (got 0.0)"
+    assert str(settings.value) == "settings: learning_rate must be > 0.0 and <= 10.0 (got 0.0)"
+    with pytest.raises(InputError) as vgg:
+        check_vgg_weights(None, "torch")
+    assert schema.for_command_line(vgg.value.template) == (
+        "--vgg-preprocess torch: the default VGG-19 weights are Caffe weights; torch preprocessing needs "
+        "--vgg-weights")
+    assert schema.for_panel(vgg.value.template).startswith("VGG Preprocessing torch: ")

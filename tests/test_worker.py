@@ -41,9 +41,10 @@ def test_serve_renders_views_and_survives_bad_requests(tmp_path):
             "viewmat": cam.viewmat.ravel().tolist(), "K": cam.K().ravel().tolist(), "width": 40, "height": 30}
     requests = [
         {**base, "id": 1, "background": None, "out": str(tmp_path / "a.npy")},
-        {"id": 2, "cmd": "render", "objects": [{"ply": str(tmp_path / "missing.ply")}]},
+        {**base, "id": 2, "objects": [{"ply": str(tmp_path / "missing.ply")}], "out": str(tmp_path / "c.npy")},
         {"id": 3, "cmd": "dance"},
         {**base, "id": 4, "background": [1, 1, 1], "out": str(tmp_path / "b.npy")},
+        {"id": 5, "cmd": "render", "objects": [{"ply": str(ply)}]},
     ]
     stdin = "\n".join(json.dumps(r) for r in requests) + "\nnot json\n" + json.dumps({"cmd": "quit"}) + "\n"
     proc = subprocess.run([sys.executable, "-m", "core.worker", "--serve", "--device", "cpu"], cwd=ROOT,
@@ -55,6 +56,7 @@ def test_serve_renders_views_and_survives_bad_requests(tmp_path):
     assert replies[1]["ok"] and replies[4]["ok"]
     assert not replies[2]["ok"] and "missing.ply" in replies[2]["error"]
     assert not replies[3]["ok"] and "dance" in replies[3]["error"]
+    assert not replies[5]["ok"] and "render request: missing viewmat" in replies[5]["error"]
     assert any(not r["ok"] and "bad request" in r["error"] for r in lines[1:] if r.get("id") is None)
 
     transparent, opaque = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")

@@ -32,4 +32,4 @@ def test_the_gpu_is_ignored_on_the_cpu() -> None:
 
 def test_check_reports_how_many_gpus_the_worker_sees(two_gpus) -> None:
     info = worker.check_environment()
-    assert (info["cuda"], info["gpu_count"], info["gpu_names"]) == (True, 2, ["Fake GPU 0", "Fake GPU 1"])
+    assert (info.cuda, info.gpu_count, info.gpu_names) == (True, 2, ("Fake GPU 0", "Fake GPU 1"))

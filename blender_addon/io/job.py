@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from ..interchange.protocol import CANCEL_FILE, EXIT_CANCELLED, EXIT_DONE, EXIT_OUT_OF_MEMORY, job_command
+from ..interchange.protocol import (CANCEL_FILE, EXIT_CANCELLED, EXIT_DONE, EXIT_OUT_OF_MEMORY, CancelledEvent,
+                                    DoneEvent, ErrorEvent, Event, PreviewEvent, ProgressEvent, ProtocolError,
+                                    StartEvent, parse_event, job_command)
+from ..interchange.settings import for_panel
 from .process import LineProcess
 
 CANCEL_GRACE_S = 5.0
@@ -58,8 +61,10 @@ class StylizeJob:
         self.target = target
         self.progress = Progress()
         self.phase = Phase.RUNNING
-        self.events: list[dict] = []
+        self.events: list[dict] = []  # every event line as the engine sent it
+        self.kinds: set[Event] = set()
         self.error: str | None = None
+        self.error_names_settings = False  # the engine's error named its settings as the panel does
         self.preview: Path | None = None
         self.preview_count = 0
         self.cancel_deadline: float | None = None
@@ -84,32 +89,33 @@ class StylizeJob:
         return self.phase
 
     def take_line(self, line: str) -> None:
-        """One stdout line: a JSON event, or anything else (kept out of the event list)."""
+        """One stdout line: a JSON event, or anything else (kept out of the event list, as are events of types
+        this add-on does not know and events that break the protocol)."""
         try:
-            event = json.loads(line)
-        except ValueError:
+            data = json.loads(line)
+            event = parse_event(data)
+        except (ValueError, ProtocolError):
             return
-        if not isinstance(event, dict) or "event" not in event:
+        if event is None:
             return
-        self.events.append(event)
-        kind = event["event"]
-        if kind == "start":
-            self.progress.total = int(event.get("iterations", 0))
-        elif kind == "progress":
-            self.progress = Progress(int(event["iteration"]), int(event.get("iterations", self.progress.total)),
-                                     event.get("style"), event.get("content"), event.get("eta_s"))
-        elif kind == "preview":
-            self.preview = self.folder / event["path"]
+        self.events.append(data)
+        self.kinds.add(event.kind)
+        if isinstance(event, StartEvent):
+            self.progress.total = event.iterations
+        elif isinstance(event, ProgressEvent):
+            self.progress = Progress(event.iteration, event.iterations, event.style, event.content, event.eta_s)
+        elif isinstance(event, PreviewEvent):
+            self.preview = self.folder / event.path
             self.preview_count += 1
-        elif kind == "error":
-            self.error = str(event.get("message", ""))
+        elif isinstance(event, ErrorEvent):
+            self.error = for_panel(event.template) if event.template else event.message
+            self.error_names_settings = event.template is not None
 
     def settle(self, code: int) -> Phase:
         """The final phase from the exit code and the events seen."""
-        kinds = {e["event"] for e in self.events}
-        if code == EXIT_DONE and "done" in kinds:
+        if code == EXIT_DONE and DoneEvent.kind in self.kinds:
             return Phase.DONE
-        if code == EXIT_CANCELLED or "cancelled" in kinds or self.cancel_deadline is not None:
+        if code == EXIT_CANCELLED or CancelledEvent.kind in self.kinds or self.cancel_deadline is not None:
             return Phase.CANCELLED
         self.error = self.failure_message(code)
         return Phase.FAILED
@@ -117,7 +123,7 @@ class StylizeJob:
     def failure_message(self, code: int) -> str:
         """What went wrong, in the worker's own words where it gave any."""
         at = f"at iteration {self.progress.iteration}/{self.progress.total}" if self.progress.total else "at start-up"
-        if self.error and code == EXIT_OUT_OF_MEMORY:
+        if self.error and code == EXIT_OUT_OF_MEMORY and not self.error_names_settings:
             return f"{self.error} (lower Resolution or set a GPU Memory Cap in the Stylize panel)"
         if self.error:
             return self.error

@@ -12,15 +12,19 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
 
+from ..interchange.protocol import (ProtocolError, QuitRequest, ReadyLine, Reply, Request, parse_ready, parse_reply,
+                                    request_dict, worker_command)
 from .errors import SplatInputError
-from ..interchange.protocol import READY_EVENT, worker_command
-from .worker_config import INSTALL_HINT, protocol_problem
+from .worker_config import INSTALL_HINT, UPDATE_HINT, protocol_problem
 from .process import LineProcess
 
 START_TIMEOUT_S = 300.0
 REQUEST_TIMEOUT_S = 1800.0
 WAIT_S = 0.1
+Line = TypeVar("Line")
 
 
 class RenderWorker:
@@ -30,22 +34,23 @@ class RenderWorker:
         self.key = (python, device, gpu)
         self.process = LineProcess(worker_command(python, *serve_arguments(device, gpu)), with_stdin=True)
         self.ids = itertools.count(1)
-        ready = self.read_reply(lambda reply: reply.get("event") == READY_EVENT, START_TIMEOUT_S, should_stop)
+        ready: ReadyLine = self.read_line(parse_ready, START_TIMEOUT_S, should_stop)
         problem = protocol_problem(ready)
         if problem is not None:
             self.close()
             raise SplatInputError(problem)
-        self.device = ready.get("device", device)
-        self.warning: str | None = ready.get("warning")
+        self.device = ready.device or device
+        self.warning: str | None = ready.warning
         if self.warning is None and device != "cpu" and self.device == "cpu":
             self.warning = "The render worker has no CUDA GPU: rendering on the CPU (slow for large scenes)"
 
     def alive(self) -> bool:
         return self.process.proc.poll() is None
 
-    def read_reply(self, wanted: Callable[[dict], bool], timeout_s: float,
-                   should_stop: Callable[[], bool]) -> dict:
-        """The next reply that `wanted` accepts; raises SplatInputError if the worker dies, stalls or is stopped."""
+    def read_line(self, parse: Callable[[Any], Line | None], timeout_s: float,
+                  should_stop: Callable[[], bool]) -> Line:
+        """The first line that ``parse`` (a reader of interchange.protocol) takes, as its record; raises
+        SplatInputError if the worker dies, stalls, is stopped or answers in another protocol."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if should_stop():
@@ -59,31 +64,40 @@ class RenderWorker:
                 self.process.stop()
                 raise SplatInputError(f"The render worker stopped: {self.process.error_text()}; {INSTALL_HINT}")
             try:
-                reply = json.loads(line)
+                record = parse(json.loads(line))
+            except ProtocolError as error:
+                self.close()
+                raise SplatInputError(f"The render worker's answer is not understood ({error}); {UPDATE_HINT}") \
+                    from error
             except ValueError:
                 continue
-            if isinstance(reply, dict) and wanted(reply):
-                return reply
+            if record is not None:
+                return record
         self.close()
         raise SplatInputError(f"The render worker did not answer within {timeout_s:.0f} s")
 
-    def request(self, payload: dict, should_stop: Callable[[], bool]) -> dict:
+    def request(self, request: Request, should_stop: Callable[[], bool]) -> Reply:
         """Send one request and wait for its reply; a refused request raises SplatInputError with its message."""
         request_id = next(self.ids)
         try:
-            self.process.send(json.dumps({**payload, "id": request_id}))
+            self.process.send(json.dumps(request_dict(replace(request, id=request_id))))
         except OSError as error:
             raise SplatInputError(f"The render worker stopped: {self.process.error_text()}") from error
-        reply = self.read_reply(lambda r: r.get("id") == request_id, REQUEST_TIMEOUT_S, should_stop)
-        if not reply.get("ok"):
-            raise SplatInputError(f"The render worker failed: {reply.get('error', 'no message')}")
+
+        def answer(data: Any) -> Reply | None:
+            reply = parse_reply(data)
+            return reply if reply is not None and reply.id == request_id else None
+
+        reply = self.read_line(answer, REQUEST_TIMEOUT_S, should_stop)
+        if not reply.ok:
+            raise SplatInputError(f"The render worker failed: {reply.error or 'no message'}")
         return reply
 
     def close(self) -> None:
         """Ask the worker to quit, then make sure it is gone."""
         if self.alive():
             try:
-                self.process.send(json.dumps({"cmd": "quit"}))
+                self.process.send(json.dumps(request_dict(QuitRequest())))
             except OSError:
                 pass
         self.process.stop(grace_s=2.0)
@@ -98,8 +112,8 @@ _LOCK = threading.Lock()
 _WORKER: RenderWorker | None = None
 
 
-def render_request(python: str, device: str, payload: dict, should_stop: Callable[[], bool],
-                   gpu: int = 0) -> tuple[dict, str | None]:
+def render_request(python: str, device: str, payload: Request, should_stop: Callable[[], bool],
+                   gpu: int = 0) -> tuple[Reply, str | None]:
     """(reply, start-up warning or None) for one request, through the shared worker (started as needed)."""
     global _WORKER
     gpu = gpu if device != "cpu" else 0  # no GPU to choose: a changed choice needs no new worker

@@ -14,7 +14,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from ..interchange.protocol import PROTOCOL_VERSION, worker_command
+from ..interchange.protocol import (PROTOCOL_VERSION, ProtocolError, ReadyLine, WorkerCheck, parse_check,
+                                    worker_command)
 from ..interchange.user_folder import PYTHON_ENV_VAR, SETTINGS_FILE, default_venv, user_data_dir, venv_python
 from .errors import SplatInputError
 
@@ -25,7 +26,7 @@ FARM_HINT = (f"without saved preferences (blender -b, a render farm node) set {P
              f"Python or put a {SETTINGS_FILE} beside the add-on")
 UPDATE_HINT = "run python install.py again from the sos-stylizer folder this add-on came from"
 CHECK_TIMEOUT_S = 180
-_CHECKS: dict[tuple[str, int], dict] = {}
+_CHECKS: dict[tuple[str, int], WorkerCheck] = {}
 
 
 def settings_file_python() -> tuple[str, str] | None:
@@ -74,7 +75,7 @@ def setting_fix(source: str) -> str:
     return INSTALL_HINT
 
 
-def stylize_gpus(requested: str, device: str, info: dict) -> tuple[str | None, str | None]:
+def stylize_gpus(requested: str, device: str, info: WorkerCheck) -> tuple[str | None, str | None]:
     """The engine's --gpus for a stylization (None: one process) and a warning when the request cannot be met.
 
     Args:
@@ -90,8 +91,8 @@ def stylize_gpus(requested: str, device: str, info: dict) -> tuple[str | None, s
     asked = "all GPUs" if requested == "all" else f"{requested} GPUs"
     if device == "cpu":
         return None, f"Stylize GPUs: {asked} asked for in the preferences, but the job runs on the CPU: one process"
-    count = info.get("gpu_count")
-    if not isinstance(count, int) or isinstance(count, bool):
+    count = info.gpu_count
+    if count is None:
         return requested, None
     if requested == "all":
         return ("all" if count > 1 else None), None
@@ -119,12 +120,12 @@ def check_key(python: str) -> tuple[str, int]:
     return python, Path(python).stat().st_mtime_ns if Path(python).exists() else 0
 
 
-def cached_check(python: str) -> dict | None:
+def cached_check(python: str) -> WorkerCheck | None:
     """The last check of this executable in this session, if any."""
     return _CHECKS.get(check_key(python))
 
 
-def check_worker(python: str, refresh: bool = False) -> dict:
+def check_worker(python: str, refresh: bool = False) -> WorkerCheck:
     """The worker's `python -m core.worker --check` report (cached per executable); raises SplatInputError."""
     key = check_key(python)
     if refresh or key not in _CHECKS:
@@ -132,7 +133,7 @@ def check_worker(python: str, refresh: bool = False) -> dict:
     return _CHECKS[key]
 
 
-def run_check(python: str) -> dict:
+def run_check(python: str) -> WorkerCheck:
     """Run the worker's self-check; a failure names what is missing and how to fix it."""
     try:
         done = subprocess.run(worker_command(python, "--check"), capture_output=True, text=True,
@@ -147,7 +148,10 @@ def run_check(python: str) -> dict:
         raise SplatInputError(f"The worker Python {python} cannot run the engine ({last_line(done.stderr)}); "
                               "run python install.py to install torch, gsplat and the engine there")
     try:
-        return json.loads(lines[-1])
+        return parse_check(json.loads(lines[-1]))
+    except ProtocolError as error:
+        raise SplatInputError(f"The worker Python {python} gave a check this add-on does not understand ({error}); "
+                              f"{UPDATE_HINT}") from error
     except ValueError as error:
         raise SplatInputError(f"The worker Python {python} gave an unreadable check: {lines[-1][:200]}") from error
 
@@ -158,28 +162,22 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else "no error message"
 
 
-def describe_check(info: dict) -> str:
+def describe_check(info: WorkerCheck) -> str:
     """One line: engine and protocol versions, Python, torch, device (and how many GPUs), gsplat."""
-    device = f"CUDA GPU {info.get('device')}" if info.get("cuda") else "no CUDA GPU (CPU only)"
-    count = info.get("gpu_count")
-    if info.get("cuda") and isinstance(count, int) and count > 1:
-        names = sorted({str(name) for name in info.get("gpu_names") or [info.get("device")]})
-        device = f"{count} CUDA GPUs ({', '.join(names)})"
-    gsplat = f"gsplat {info['gsplat']}" if info.get("gsplat") else "gsplat missing"
-    engine = f"engine {info.get('engine_version', '(version unknown)')}, protocol {worker_protocol(info)}"
-    return f"{engine}, Python {info.get('python_version')}, torch {info.get('torch')}, {device}, {gsplat}"
+    device = f"CUDA GPU {info.device}" if info.cuda else "no CUDA GPU (CPU only)"
+    if info.cuda and info.gpu_count is not None and info.gpu_count > 1:
+        names = sorted(set(info.gpu_names or [info.device]))
+        device = f"{info.gpu_count} CUDA GPUs ({', '.join(names)})"
+    gsplat = f"gsplat {info.gsplat}" if info.gsplat else "gsplat missing"
+    engine = f"engine {info.engine_version or '(version unknown)'}, protocol {info.protocol}"
+    return f"{engine}, Python {info.python_version}, torch {info.torch}, {device}, {gsplat}"
 
 
-def worker_protocol(info: dict) -> int:
-    """The protocol version a worker reports (its --check or its ready line); 0 for engines from before it did."""
-    protocol = info.get("protocol", 0)
-    return protocol if isinstance(protocol, int) and not isinstance(protocol, bool) else 0
-
-
-def protocol_problem(info: dict) -> str | None:
-    """A plain sentence when the worker's engine speaks another protocol than this add-on, with how to fix it."""
-    theirs = worker_protocol(info)
-    engine = f"engine {info['engine_version']}" if info.get("engine_version") else "engine"
+def protocol_problem(info: WorkerCheck | ReadyLine) -> str | None:
+    """A plain sentence when the worker's engine (its --check or its ready line) speaks another protocol than this
+    add-on, with how to fix it."""
+    theirs = info.protocol
+    engine = f"engine {info.engine_version}" if info.engine_version else "engine"
     if theirs < PROTOCOL_VERSION:
         return (f"The worker's {engine} is older than this add-on (protocol {theirs}, the add-on needs "
                 f"{PROTOCOL_VERSION}): update the worker: {UPDATE_HINT}")
@@ -189,28 +187,28 @@ def protocol_problem(info: dict) -> str | None:
     return None
 
 
-def require_compatible(info: dict) -> None:
+def require_compatible(info: WorkerCheck) -> None:
     """Refuse to work with a worker that speaks another protocol (SplatInputError with the fix)."""
     problem = protocol_problem(info)
     if problem is not None:
         raise SplatInputError(problem)
 
 
-def check_problems(info: dict) -> list[str]:
+def check_problems(info: WorkerCheck) -> list[str]:
     """What the worker lacks, each with its fix (a protocol mismatch first)."""
     problems = [problem] if (problem := protocol_problem(info)) else []
-    if not info.get("vgg_weights"):
-        problems.append(f"{info.get('vgg_error', 'VGG-19 weights missing')}; run python install.py")
-    if info.get("cuda") and not info.get("gsplat"):
+    if not info.vgg_weights:
+        problems.append(f"{info.vgg_error or 'VGG-19 weights missing'}; run python install.py")
+    if info.cuda and not info.gsplat:
         problems.append("gsplat is not usable, so the GPU renders with the slower PyTorch rasterizer "
-                        f"({info.get('gsplat_error', 'not installed')}); run python install.py")
-    if not info.get("cuda"):
+                        f"({info.gsplat_error or 'not installed'}); run python install.py")
+    if not info.cuda:
         problems.append("no CUDA GPU: the worker runs on the CPU (small scenes and sizes only)")
     return problems
 
 
-def effective_device(requested: str, info: dict) -> tuple[str, str | None]:
+def effective_device(requested: str, info: WorkerCheck) -> tuple[str, str | None]:
     """The device to ask the engine for, and a warning when CUDA is wanted but missing (CPU fallback)."""
-    if requested in ("cuda", "auto") and not info.get("cuda"):
+    if requested in ("cuda", "auto") and not info.cuda:
         return "cpu", "The worker has no CUDA GPU: running on the CPU (slow; fine for small scenes)"
     return requested, None

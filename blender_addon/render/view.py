@@ -17,6 +17,7 @@ import numpy as np
 from ..cameras.objects import camera_intrinsics, stored_record
 from ..cameras.pinhole import blender_camera_to_opencv
 from ..errors import SplatInputError
+from ..interchange.protocol import RenderObject, RenderRequest
 from ..io.colour import linear_to_srgb
 from ..io.pinhole import intrinsics_matrix
 from ..io.render_worker import render_request
@@ -79,10 +80,11 @@ def render_view(objects: list[tuple[bpy.types.Object, np.ndarray]], view: View, 
         return empty_image(view, background), None
     plys = [cached_ply(obj) for obj, _ in objects]
     out = cache_dir() / f"view_{uuid.uuid4().hex}.npy"
-    payload = {"cmd": "render", "objects": [{"ply": str(path), "matrix": matrix.ravel().tolist(), "name": obj.name}
-                                            for path, (obj, matrix) in zip(plys, objects)],
-               "viewmat": view.viewmat.ravel().tolist(), "K": view.K.ravel().tolist(), "width": view.width,
-               "height": view.height, "background": background, "out": str(out)}
+    payload = RenderRequest(
+        objects=tuple(RenderObject(str(path), tuple(matrix.ravel().tolist()), obj.name)
+                      for path, (obj, matrix) in zip(plys, objects)),
+        viewmat=tuple(view.viewmat.ravel().tolist()), K=tuple(view.K.ravel().tolist()), width=view.width,
+        height=view.height, out=str(out), background=None if background is None else tuple(background))
     try:
         _, warning = render_request(worker_python(), preferred_device(), payload, should_stop, preferred_render_gpu())
         image = np.load(out)

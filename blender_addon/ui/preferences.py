@@ -5,10 +5,12 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..errors import SplatInputError
+from ..interchange.settings import BY_NAME
 from ..io.worker_config import cached_check
 from ..worker.config import ADDON_PACKAGE, configured_python
 
 MAX_GPUS = 64
+DEVICE = BY_NAME["device"]  # the engine's device setting: its choices are the schema's
 
 
 class SplatStylizerPreferences(bpy.types.AddonPreferences):
@@ -21,11 +23,8 @@ class SplatStylizerPreferences(bpy.types.AddonPreferences):
         description="Python of the environment with torch and gsplat (made by install.py); "
                     "importing, displaying and exporting splats work without it")
     device: EnumProperty(
-        name="Device", default='AUTO',
-        items=[('AUTO', "Auto", "The CUDA GPU when the worker has one, else the CPU"),
-               ('CUDA', "CUDA GPU", "The CUDA GPU (falls back to the CPU with a warning when there is none)"),
-               ('CPU', "CPU", "The CPU (slow; small scenes and sizes)")],
-        description="Where the worker stylizes and renders")
+        name=DEVICE.spec.label, default=DEVICE.ui_default(), items=DEVICE.ui_items(),
+        description="Where the worker stylizes and renders (CUDA without a CUDA GPU: the CPU, with a warning)")
     stylize_gpus: IntProperty(
         name="Stylize GPUs", default=1, min=1, max=MAX_GPUS, soft_max=8,
         description="How many GPUs of this machine one stylization uses: each renders its own view of every step "
@@ -64,9 +63,8 @@ def checked_gpu_count() -> int | None:
         python, _ = configured_python()
     except SplatInputError:
         return None
-    info = cached_check(python) or {}
-    count = info.get("gpu_count")
-    return count if isinstance(count, int) and not isinstance(count, bool) else None
+    info = cached_check(python)
+    return info.gpu_count if info is not None else None
 
 
 CLASSES = (SplatStylizerPreferences,)

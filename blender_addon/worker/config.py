@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bpy
 
+from ..interchange.settings import BY_NAME
 from ..io.worker_config import existing_python, find_python
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # the add-on's module: its preferences are stored under it
@@ -31,9 +32,10 @@ def worker_python() -> str:
 
 
 def preferred_device() -> str:
-    """auto, cuda or cpu, as chosen in the preferences."""
+    """The engine's device setting (one of the schema's ``device`` choices) chosen in the preferences."""
     prefs = addon_preferences()
-    return prefs.device.lower() if prefs is not None else "auto"
+    device = BY_NAME["device"]
+    return device.from_ui(prefs.device) if prefs is not None else device.default
 
 
 def preferred_render_gpu() -> int:

@@ -16,8 +16,9 @@ from addon_package import load_addon
 addon = load_addon()
 job_module = addon.io.job
 protocol = addon.interchange.protocol
+settings = addon.interchange.settings
 TIMEOUT_S = 30.0
-START = {"event": "start", "iterations": 10, "gaussians": 600, "sh_degree": 1, "views": 3, "cameras": 3}
+START = {"event": "start", "iterations": 10, "gaussians": 600, "sh_degree": 1, "views": 3, "cameras": "cameras.json"}
 
 
 def progress(iteration: int) -> dict:
@@ -88,6 +89,28 @@ def test_out_of_memory_adds_what_to_lower(fake_python: Callable, tmp_path: Path)
                     then=f"sys.exit({protocol.EXIT_OUT_OF_MEMORY})")
     assert run(tmp_path, python).error == ("GPU out of memory at 2048 px (lower Resolution or set a GPU Memory Cap "
                                            "in the Stylize panel)")
+
+
+def test_an_error_naming_settings_names_them_by_their_panel_labels(fake_python: Callable, tmp_path: Path) -> None:
+    """The engine's message names settings by flag; its template lets the add-on name them by label (and the
+    message already says what to lower, so no hint is added)."""
+    template = (f"GPU out of memory: lower {settings.mention('resolution')} or set "
+                f"{settings.mention('max_gpu_mem_gib')} to the GiB this GPU can spare")
+    error = {"event": "error", "message": settings.for_command_line(template), "template": template}
+    python = engine(fake_python, [START, error], then=f"sys.exit({protocol.EXIT_OUT_OF_MEMORY})")
+    assert run(tmp_path, python).error == ("GPU out of memory: lower Resolution or set GPU Memory Cap to the GiB "
+                                           "this GPU can spare")
+
+
+def test_lines_outside_the_protocol_are_not_events(fake_python: Callable, tmp_path: Path) -> None:
+    """Events of types this add-on does not know (a newer engine's) and events that break the protocol (a field
+    missing or of the wrong type) are left out, as plain text is."""
+    done = {"event": "done", "ply": "out/stylized.ply", "report": "out/report.json", "text": "done"}
+    odd = [{"event": "telemetry", "gpu_temp": 71}, {**progress(3), "iteration": "3"},
+           {key: value for key, value in progress(4).items() if key != "style"}, ["start"], {"iteration": 5}]
+    job = run(tmp_path, engine(fake_python, [START, *odd, done]))
+    assert job.phase is job_module.Phase.DONE and job.events == [START, done]
+    assert (job.progress.iteration, job.progress.total) == (0, 10)
 
 
 def test_a_worker_killed_by_a_signal_says_so(fake_python: Callable, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,17 @@ from addon_package import load_addon
 addon = load_addon()
 config = addon.io.worker_config
 InputError = addon.interchange.errors.InputError
-PROTOCOL = addon.interchange.protocol.PROTOCOL_VERSION
-CHECK = {"python": "/w/bin/python", "python_version": "3.12.1", "torch": "2.5.0", "cuda": True, "device": "H100",
-         "gpu_count": 1, "gpu_names": ["H100"], "gsplat": "1.5.3", "vgg_weights": "/w/vgg.pth",
-         "engine_version": "0.1.0", "protocol": PROTOCOL}
+protocol = addon.interchange.protocol
+PROTOCOL = protocol.PROTOCOL_VERSION
+CHECK_LINE = {"python": "/w/bin/python", "python_version": "3.12.1", "torch": "2.5.0", "cuda": True,
+              "device": "H100", "gpu_count": 1, "gpu_names": ["H100"], "gsplat": "1.5.3", "vgg_weights": "/w/vgg.pth",
+              "renderer": "gsplat", "engine_version": "0.1.0", "protocol": PROTOCOL}  # as --check prints it
+CHECK = protocol.parse_check(CHECK_LINE)
+
+
+def check_without(*names: str, **values: object) -> object:
+    """The check of an engine that reports none of ``names`` (engines from before they existed), with ``values``."""
+    return protocol.parse_check({key: value for key, value in CHECK_LINE.items() if key not in names} | values)
 
 
 @pytest.fixture
@@ -86,7 +94,7 @@ def test_the_check_is_the_last_line_the_worker_prints_and_is_cached(fake_python:
         assert sys.argv[1:] == ["-m", "core.worker", "--check"], sys.argv
         open({str(runs)!r}, "a").write("run\\n")
         print("loading torch...")
-        print({json.dumps(CHECK)!r})
+        print({json.dumps(CHECK_LINE)!r})
         """))
     assert config.cached_check(python) is None
     assert config.check_worker(python) == CHECK
@@ -101,6 +109,11 @@ def test_the_check_is_the_last_line_the_worker_prints_and_is_cached(fake_python:
      r"cannot run the engine \(ModuleNotFoundError: No module named torch\); run python install.py to install"),
     ("sys.exit(0)", r"cannot run the engine \(no error message\)"),
     ("print('{not json')", r"gave an unreadable check: \{not json$"),
+    (f"print({json.dumps(json.dumps({**CHECK_LINE, 'protocol': True}))})",
+     r"gave a check this add-on does not understand \(worker check: protocol has the wrong type \(True\)\); run "
+     "python install.py again"),
+    (f"print({json.dumps(json.dumps({k: v for k, v in CHECK_LINE.items() if k != 'cuda'}))})",
+     r"gave a check this add-on does not understand \(worker check: missing cuda\); run python install.py again"),
 ])
 def test_a_check_that_fails_says_what_the_worker_said(fake_python: Callable, body: str, message: str) -> None:
     python = str(fake_python(body))
@@ -119,18 +132,19 @@ def test_a_python_that_cannot_run_is_named_with_the_fix(tmp_path: Path) -> None:
 def test_describe_check_gives_versions_device_and_gsplat_in_one_line() -> None:
     assert config.describe_check(CHECK) == (f"engine 0.1.0, protocol {PROTOCOL}, Python 3.12.1, torch 2.5.0, "
                                             "CUDA GPU H100, gsplat 1.5.3")
-    several = {**CHECK, "gpu_count": 4, "gpu_names": ["H100", "A100", "H100", "H100"]}
+    several = replace(CHECK, gpu_count=4, gpu_names=("H100", "A100", "H100", "H100"))
     assert "4 CUDA GPUs (A100, H100)" in config.describe_check(several)
-    cpu = {key: value for key, value in CHECK.items() if key not in ("engine_version", "protocol", "gsplat")}
-    assert config.describe_check({**cpu, "cuda": False}) == (
+    cpu = check_without("engine_version", "protocol", gsplat=None, cuda=False)
+    assert config.describe_check(cpu) == (
         "engine (version unknown), protocol 0, Python 3.12.1, torch 2.5.0, no CUDA GPU (CPU only), gsplat missing")
 
 
-@pytest.mark.parametrize("protocol, says", [(None, "older"), (0, "older"), (True, "older"), (PROTOCOL + 1, "newer")])
-def test_a_worker_of_another_protocol_is_refused_with_how_to_update(protocol: object, says: str) -> None:
-    info = {**CHECK, "protocol": protocol} if protocol is not None else {"engine_version": "0.0.9"}
+@pytest.mark.parametrize("version, says", [(None, "older"), (0, "older"), (PROTOCOL + 1, "newer")])
+def test_a_worker_of_another_protocol_is_refused_with_how_to_update(version: int | None, says: str) -> None:
+    info = replace(CHECK, protocol=version) if version is not None else check_without("protocol",
+                                                                                       engine_version="0.0.9")
     problem = config.protocol_problem(info)
-    assert problem.startswith(f"The worker's engine {info['engine_version']} is {says} than this add-on")
+    assert problem.startswith(f"The worker's engine {info.engine_version} is {says} than this add-on")
     assert "run python install.py again" in problem and config.check_problems(info)[0] == problem
     with pytest.raises(InputError, match="run python install.py again"):
         config.require_compatible(info)
@@ -139,12 +153,12 @@ def test_a_worker_of_another_protocol_is_refused_with_how_to_update(protocol: ob
 
 def test_check_problems_name_what_the_worker_lacks() -> None:
     assert config.check_problems(CHECK) == []
-    problems = config.check_problems({**CHECK, "vgg_weights": None, "vgg_error": "no VGG file", "gsplat": None,
-                                      "gsplat_error": "no CUDA toolkit"})
+    problems = config.check_problems(replace(CHECK, vgg_weights=None, vgg_error="no VGG file", gsplat=None,
+                                             gsplat_error="no CUDA toolkit"))
     assert problems == ["no VGG file; run python install.py",
                         "gsplat is not usable, so the GPU renders with the slower PyTorch rasterizer (no CUDA "
                         "toolkit); run python install.py"]
-    assert config.check_problems({**CHECK, "cuda": False})[-1].startswith("no CUDA GPU: the worker runs on the CPU")
+    assert config.check_problems(replace(CHECK, cuda=False))[-1].startswith("no CUDA GPU: the worker runs on the CPU")
 
 
 @pytest.mark.parametrize("requested, cuda, device, warned", [
@@ -152,7 +166,7 @@ def test_check_problems_name_what_the_worker_lacks() -> None:
     ("auto", False, "cpu", True), ("cuda", False, "cpu", True), ("cpu", False, "cpu", False)])
 def test_the_device_falls_back_to_the_cpu_with_a_warning(requested: str, cuda: bool, device: str,
                                                          warned: bool) -> None:
-    chosen, warning = config.effective_device(requested, {**CHECK, "cuda": cuda})
+    chosen, warning = config.effective_device(requested, replace(CHECK, cuda=cuda))
     assert chosen == device and (warning is not None) == warned
 
 
@@ -169,7 +183,7 @@ def test_the_device_falls_back_to_the_cpu_with_a_warning(requested: str, cuda: b
 ])
 def test_stylize_gpus_become_the_engines_gpus_argument(requested: str, device: str, count: int | None,
                                                        gpus: str | None, warning: str | None) -> None:
-    info = {**CHECK, "gpu_count": count} if count is not None else {"cuda": True}
+    info = replace(CHECK, gpu_count=count) if count is not None else check_without("gpu_count", "gpu_names")
     assert config.stylize_gpus(requested, device, info) == (gpus, warning)
 
 

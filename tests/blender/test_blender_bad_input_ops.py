@@ -1,11 +1,15 @@
 """Bad input through the add-on's operators (bpy.ops names only): one one-line report, the scene unchanged.
 
 Covers what reaches Blender users from issue 12's corpus: a truncated scene on import, an export to a place that
-cannot be written, and Stylize with paintings the engine refuses (its one-line message is the report).
+cannot be written, and Stylize with paintings the engine refuses (its one-line message is the report); from issue
+21's, a job whose output folder cannot be written; and an engine error naming a setting, which reads as its label.
 """
 
+import os
+import shutil
 import stat
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
@@ -98,5 +102,72 @@ def test_stylize_with_a_bad_painting_reports_one_line_and_changes_nothing(tree_w
     with pytest.raises(RuntimeError, match=message) as error:
         bpy.ops.sos.stylize()
     one_line(error)
+    assert_unchanged(before, obj)
+    assert data_state() == names
+
+
+@pytest.fixture
+def locked_output_worker(tree_worker, tmp_path: Path):
+    """This checkout's engine, started by a worker Python that first makes the job's output folder one nothing can
+    be written into (chattr +i as root, who ignores permission bits; mode 0555 otherwise); undone afterwards."""
+    if os.geteuid() == 0:
+        probe = tmp_path / "probe"
+        probe.mkdir()
+        try:
+            done = subprocess.run(["chattr", "+i", str(probe)], capture_output=True, text=True, check=False)
+        except OSError as error:
+            pytest.skip(f"cannot make a folder read-only for root here (chattr: {error})")
+        if done.returncode:
+            pytest.skip(f"cannot make a folder read-only for root here ({done.stderr.strip()})")
+        subprocess.run(["chattr", "-i", str(probe)], check=True)
+    log = tmp_path / "locked_folders.txt"
+    engine = str(bpy.context.preferences.addons[tree_worker.__name__].preferences.worker_python)
+    shim = tmp_path / "locking_python"
+    shim.write_text(f"#!{worker_python()}\nimport os, subprocess, sys\n"
+                    "if '@args.txt' in sys.argv:\n"
+                    "    os.mkdir('out')\n"
+                    f"    with open({str(log)!r}, 'a') as log:\n"
+                    "        log.write(os.path.abspath('out') + '\\n')\n"
+                    "    if os.geteuid() == 0:\n"
+                    "        subprocess.run(['chattr', '+i', 'out'], check=True)\n"
+                    "    else:\n"
+                    "        os.chmod('out', 0o555)\n"
+                    f"os.execv({engine!r}, [{engine!r}, *sys.argv[1:]])\n")
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    configure(tree_worker, python=str(shim))
+    yield tree_worker
+    for line in (log.read_text().splitlines() if log.is_file() else []):
+        folder = Path(line)
+        if folder.exists():
+            if os.geteuid() == 0:
+                subprocess.run(["chattr", "-i", str(folder)], check=True)
+            folder.chmod(0o755)
+            shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def test_stylize_into_an_output_folder_that_cannot_be_written_reports_one_line(locked_output_worker,
+                                                                               tmp_path: Path) -> None:
+    """The engine refuses the job's output folder before any heavy work; the add-on shows its one line and leaves
+    the scene as it was."""
+    obj = set_up_stylize(tmp_path)
+    before, names = snapshot(obj), data_state()
+    with pytest.raises(RuntimeError, match=r"out: cannot write into the output folder \(") as error:
+        bpy.ops.sos.stylize()
+    one_line(error)
+    assert_unchanged(before, obj)
+    assert data_state() == names
+
+
+def test_a_diverged_run_names_the_setting_by_its_label(tree_worker, tmp_path: Path) -> None:
+    """The engine names the setting most likely responsible; in Blender it reads as the panel's label, not the
+    command line's option."""
+    obj = set_up_stylize(tmp_path)
+    props = bpy.context.scene.sos_stylize
+    props.style_strength, props.balance = 1e38, 'SGSST'  # SGSST's unnormalised weights: the loss overflows
+    before, names = snapshot(obj), data_state()
+    with pytest.raises(RuntimeError, match=r"diverged at iteration .*likely cause: the style strength 1e\+38 "
+                                           r"\(Style Strength, default 30\); lower it") as error:
+        bpy.ops.sos.stylize()
+    assert "--style-strength" not in one_line(error)
     assert_unchanged(before, obj)
     assert data_state() == names

@@ -85,8 +85,8 @@ def test_check_reports_the_gpu_count_and_the_preferences_show_it(worker_addon, t
     config = worker_addon.io.worker_config
     real = str(tree_worker(tmp_path / "engine_python"))
     info = config.check_worker(real)
-    assert isinstance(info["gpu_count"], int) and len(info["gpu_names"]) == info["gpu_count"]
-    assert (info["gpu_count"] > 0) == info["cuda"]
+    assert isinstance(info.gpu_count, int) and len(info.gpu_names) == info.gpu_count
+    assert (info.gpu_count > 0) == info.cuda
     four = str(gpu_worker(tmp_path / "four_gpus", 4))
     configure(worker_addon, python=four)
     assert bpy.ops.sos.check_worker() == {'FINISHED'}

@@ -73,3 +73,11 @@ def test_an_unusable_panel_value_is_refused_naming_its_label(addon, tmp_path: Pa
     bpy.context.scene.sos_stylize.learning_rate = 0.0
     with pytest.raises(RuntimeError, match="Stylize settings: Learning Rate must be > 0.0"):
         bpy.ops.sos.export_job(directory=str(tmp_path / "job"))
+
+
+def test_the_device_preference_offers_the_schemas_device_choices(addon) -> None:
+    """Declared once: the preferences' Device items are the engine's device setting's choices."""
+    from interchange.settings import BY_NAME
+    prefs = bpy.context.preferences.addons[addon.__name__].preferences
+    items = [(item.identifier, item.name, item.description) for item in prefs.bl_rna.properties["device"].enum_items]
+    assert items == BY_NAME["device"].ui_items() and prefs.device == BY_NAME["device"].ui_default()

@@ -107,7 +107,8 @@ def test_cancel_terminates_a_worker_that_does_not_stop_by_itself(worker_addon, t
     before = snapshot(obj)
     configure(worker_addon, python=str(fake_worker(tmp_path / "deaf", """
         import time
-        print(json.dumps({"event": "progress", "iteration": 1, "iterations": 9}), flush=True)
+        print(json.dumps({"event": "progress", "iteration": 1, "iterations": 9, "style": 1.0, "content": 0.5,
+                          "it_per_s": 1.0, "eta_s": 8.0}), flush=True)
         time.sleep(60)  # never looks at the cancel file
         """)))
     monkeypatch.setattr(worker_addon.io.job, "CANCEL_GRACE_S", 0.3)
@@ -142,9 +143,10 @@ def test_a_crashing_worker_is_reported_with_its_message(worker_addon, tmp_path: 
     obj = set_up_stylize(tmp_path)
     before = snapshot(obj)
     configure(worker_addon, python=str(fake_worker(tmp_path / "crash", """
-        print(json.dumps({"event": "start", "iterations": 5}), flush=True)
+        print(json.dumps({"event": "start", "iterations": 5, "gaussians": 600, "sh_degree": 1, "views": 3,
+                          "cameras": "cameras.json"}), flush=True)
         print(json.dumps({"event": "progress", "iteration": 1, "iterations": 5, "style": 1.0, "content": 0.5,
-                          "eta_s": 1.0}), flush=True)
+                          "it_per_s": 1.0, "eta_s": 1.0}), flush=True)
         print("Traceback (most recent call last):", file=sys.stderr)
         print("RuntimeError: the GPU driver went away", file=sys.stderr)
         sys.exit(1)
@@ -235,7 +237,7 @@ def test_worker_python_from_the_environment_and_install_settings(worker_addon, t
     configure(worker_addon)
     assert bpy.ops.sos.check_worker() == {'FINISHED'}
     info = worker_addon.io.worker_config.cached_check(worker_python())
-    assert info["cuda"] is False and info["python"] == worker_python()
+    assert info.cuda is False and info.python == worker_python()
 
 
 def test_add_orbit_cameras_frames_the_scene_and_replaces_the_rig(worker_addon, tmp_path: Path) -> None:
@@ -370,7 +372,8 @@ bpy.ops.extensions.package_install_files(filepath=str(install.build_addon_zip(tm
 addon = importlib.import_module(conftest.ADDON_MODULE)
 configure(addon, python=str(fake_worker(tmp / "slow", '''
     import time
-    print(json.dumps({{"event": "progress", "iteration": 1, "iterations": 9}}), flush=True)
+    print(json.dumps({{"event": "progress", "iteration": 1, "iterations": 9, "style": 1.0, "content": 0.5,
+                      "it_per_s": 1.0, "eta_s": 8.0}}), flush=True)
     time.sleep(60)  # silent: only being terminated ends it early
     ''')))
 set_up_stylize(tmp)
