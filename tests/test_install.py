@@ -16,18 +16,44 @@ from interchange.ply import read_ply
 
 
 def test_torch_spec_overrides_everything():
-    assert install.torch_install_args("torch==2.13.0", cuda=True) == ["torch==2.13.0"]
+    assert install.torch_install_attempts("torch==2.13.0", cuda=True) == [["torch==2.13.0"]]
 
 
 def test_cuda_machines_get_the_cuda_index():
-    args = install.torch_install_args(None, cuda=True)
+    [args] = install.torch_install_attempts(None, cuda=True)
     assert args[0] == "torch" and install.CUDA_TORCH_INDEX in args
 
 
-def test_cpu_machines_get_a_pinned_cpu_build(monkeypatch):
+def test_cpu_machines_get_a_pinned_cpu_build_from_pips_own_sources_first(monkeypatch):
     monkeypatch.setattr(install.sys, "platform", "linux")
-    args = install.torch_install_args(None, cuda=False)
-    assert args[0].startswith("torch==") and args[1:] == ["--extra-index-url", install.CPU_TORCH_INDEX]
+    own, index = install.torch_install_attempts(None, cuda=False)
+    assert own == [install.CPU_TORCH_SPEC] and install.CPU_TORCH_SPEC.startswith("torch==")
+    assert install.CPU_TORCH_SPEC.endswith("+cpu"), "PyPI's Linux build of the same version is the CUDA one"
+    assert index == [install.CPU_TORCH_SPEC, "--extra-index-url", install.CPU_TORCH_INDEX]
+
+
+def fake_pip(tmp_path, succeeds_when: str) -> tuple[list[str], Path]:
+    """A stand-in for `python -m pip install` that logs its arguments and fails unless they hold a given word."""
+    log = tmp_path / "pip.log"
+    script = tmp_path / "pip.py"
+    script.write_text(f"import sys\nopen({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+                      f"sys.exit(0 if {succeeds_when!r} in sys.argv else 1)\n")
+    return [install.sys.executable, str(script)], log
+
+
+def test_the_cpu_build_comes_from_the_pytorch_index_only_where_pips_own_sources_lack_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(install.sys, "platform", "linux")
+    attempts = install.torch_install_attempts(None, cuda=False)
+    pip, log = fake_pip(tmp_path, succeeds_when="--extra-index-url")
+    install.install_torch(pip, attempts)
+    assert log.read_text().splitlines() == [" ".join(attempt) for attempt in attempts]
+    log.unlink()
+    pip, log = fake_pip(tmp_path, succeeds_when=install.CPU_TORCH_SPEC)
+    install.install_torch(pip, attempts)
+    assert log.read_text().splitlines() == [install.CPU_TORCH_SPEC], "found locally: the index is never asked"
+    pip, log = fake_pip(tmp_path, succeeds_when="nothing")
+    with pytest.raises(SystemExit, match="failed: installing PyTorch"):
+        install.install_torch(pip, attempts)
 
 
 def test_venv_location_is_overridable(monkeypatch, tmp_path):
