@@ -40,6 +40,7 @@ DEV_PACKAGES = ["pytest", "bpy==5.0.1", "ruff==0.17.6"]  # ruff: pinned, so a ne
 BPY53_PYTHON = (3, 13)
 BPY53_PACKAGES = ["bpy==5.3.0", "numpy", "pytest"]
 BPY53_SUFFIX = "-bpy5.3"
+BPY53_TESTS = ["tests/blender", "tests/addon_io"]  # the add-on's tests: with bpy, and its bpy-free io layer
 CUDA_TORCH_SPEC = "torch"
 CUDA_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
 # Pinned, with its local label: an open range, or PyPI's 2.13.0 on Linux, is the CUDA build (gigabytes).
@@ -247,8 +248,8 @@ def check_commands(python: Path, bpy53: Path | None) -> list[tuple[str, list[str
     commands = [("lint (ruff)", [str(python), "-m", "ruff", "check", "."], {}),
                 ("tests (bpy 5.0.1)", [str(python), "-m", "pytest"], {})]
     if bpy53:  # bpy 5.3 has no torch beside it: the Blender tests run the engine in the worker environment
-        commands.append(("Blender tests again (bpy 5.3)", [str(bpy53), "-m", "pytest", "tests/blender"],
-                         {"SOS_TEST_WORKER_PYTHON": str(python)}))
+        commands.append(("add-on tests again (bpy 5.3, Python 3.13)",
+                         [str(bpy53), "-m", "pytest", *BPY53_TESTS], {"SOS_TEST_WORKER_PYTHON": str(python)}))
     return commands
 
 
@@ -311,7 +312,7 @@ def set_up(args: argparse.Namespace, zip_path: Path) -> tuple[Path, Path | None]
     print(f"  worker settings for the add-on: {settings}")
     print(f"  command line  : {python.parent / 'sos-stylize'} --demo -o out/")
     if bpy53:
-        print(f"  bpy 5.3 tests : SOS_TEST_WORKER_PYTHON={python} {bpy53} -m pytest tests/blender")
+        print(f"  bpy 5.3 tests : SOS_TEST_WORKER_PYTHON={python} {bpy53} -m pytest {' '.join(BPY53_TESTS)}")
     return python, bpy53
 
 

@@ -129,9 +129,10 @@ def test_test_mode_is_the_development_setup_in_the_repository():
 def test_checks_cover_lint_and_both_blender_versions(tmp_path):
     python, bpy53 = tmp_path / "venv" / "bin" / "python", tmp_path / "bpy53" / "bin" / "python"
     names = [name for name, _, _ in install.check_commands(python, bpy53)]
-    assert names == ["lint (ruff)", "tests (bpy 5.0.1)", "Blender tests again (bpy 5.3)"]
+    assert names == ["lint (ruff)", "tests (bpy 5.0.1)", "add-on tests again (bpy 5.3, Python 3.13)"]
     _, command, env = install.check_commands(python, bpy53)[2]
-    assert command[0] == str(bpy53) and command[-1] == "tests/blender" and env["SOS_TEST_WORKER_PYTHON"] == str(python)
+    assert command[0] == str(bpy53) and command[-2:] == ["tests/blender", "tests/addon_io"]
+    assert env["SOS_TEST_WORKER_PYTHON"] == str(python)
     assert len(install.check_commands(python, None)) == 2
 
 
