@@ -87,6 +87,7 @@ def test_unselected_gaussians_keep_their_colours():
         stylize(scene, demo_style(64), cams, settings, region=region[:-1])
 
 
+@pytest.mark.slow
 def test_detail_inside_a_region_splits_and_moves_only_the_selected_gaussians(tmp_path):
     """With detail on, only selected Gaussians are split and reshaped: every unselected row comes back bit for bit
     (colours, opacity and geometry), once each; a resumed run after a split ends where an uninterrupted one does."""

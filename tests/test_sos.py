@@ -158,6 +158,7 @@ def test_gradient_matches_finite_differences(vgg64):
         assert numeric == pytest.approx(analytic, rel=1e-5)  # measured within 5e-7
 
 
+@pytest.mark.slow
 def test_sos_gradient_equals_autograd_of_sos_loss(vgg64):
     """The closed-form dL/dF route (and a tiled scale) must reproduce autograd of the reference loss."""
     style, content = targets(vgg64, 56, 72, 30)
@@ -252,6 +253,7 @@ def test_full_coverage_gives_frame_statistics(vgg64):
     assert float((object_grad - frame_grad).norm() / frame_grad.norm()) < 1e-12
 
 
+@pytest.mark.slow
 def test_object_gradient_equals_autograd_of_object_loss(vgg64):
     """The closed-form route with coverage weights (autograd and tiled scales) against autograd of sos_loss."""
     style, content = targets(vgg64, 56, 72, 30)

@@ -53,6 +53,7 @@ def test_object_statistics_are_weighted_by_the_render_alpha(scene, camera):
 
 
 @pytest.mark.parametrize("zoom,chosen", [(0.5, "object"), (2.0, "frame")])
+@pytest.mark.slow
 def test_auto_statistics_follow_the_scene_coverage(scene, camera, zoom, chosen):
     """auto = object statistics for an object on a background (coverage 0.15 here), frame statistics when the scene
     fills the frame (coverage 0.92): the same first style term as the explicit choice, and the result says which."""

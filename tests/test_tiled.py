@@ -112,6 +112,7 @@ def test_axis_spans_partition_the_axis_on_the_grid():
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["frame", "object"])
+@pytest.mark.slow
 def test_tiled_gradient_equals_autograd_for_every_term(narrow_vgg, weighted):
     """700x900 with 256-px tiles and the true 160-px halo: 3 x 4 tiles, interior tiles cropped on both sides.
 
