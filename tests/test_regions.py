@@ -71,6 +71,7 @@ def test_selection_coverage_is_alpha_where_everything_is_selected():
     assert float(nothing.abs().max()) == 0.0
 
 
+@pytest.mark.slow
 def test_unselected_gaussians_keep_their_colours():
     scene = demo_scene(count=900, seed=1)
     cams = orbit_cameras(scene.means(), scene.opacity(), count=1, elevations_deg=(25.0,), width=48, height=48)

@@ -130,6 +130,7 @@ def test_loss_terms_follow_the_formula_and_the_weights(vgg64):
     assert terms["style"] == pytest.approx(terms["gram"] + terms["mean"] + terms["std"], rel=1e-12)
 
 
+@pytest.mark.slow
 def test_gradient_matches_finite_differences(vgg64):
     """Central differences in float64 along random directions; 64x80 so relu5_1 keeps 2x2 positions at 32x40.
 
@@ -189,6 +190,7 @@ def test_channels_last_vgg_gives_the_same_gradient(vgg64):
     assert terms == pytest.approx(expected_terms, rel=1e-10)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_gradient_is_close_to_float32(vgg64):
     vgg = load_vgg19()
     sizes = sos.pyramid_sizes(48, 64, 48)

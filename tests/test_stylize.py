@@ -31,6 +31,7 @@ def settings(**kw) -> StylizeSettings:
     return StylizeSettings(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_identity_style_equal_to_content_leaves_colours_unchanged(scene, one_camera):
     content = render_views(scene, one_camera, resolution=RES, device="cpu")[0]
     result = stylize(scene, content, one_camera, settings(iterations=10, statistics="frame"))
@@ -152,6 +153,7 @@ def test_checkpoint_from_other_settings_is_refused(scene, one_camera, tmp_path):
 
 
 @pytest.mark.parametrize("changed", ["scene", "painting", "cameras", "region"])
+@pytest.mark.slow
 def test_checkpoint_of_other_inputs_is_refused_and_kept(scene, one_camera, tmp_path, changed):
     """Same settings and Gaussian count, one input different (the scene only in its colours): refused in one line
     naming that input, and the checkpoint is left as it was."""
@@ -177,6 +179,7 @@ def test_checkpoint_of_other_inputs_is_refused_and_kept(scene, one_camera, tmp_p
     assert ckpt.read_bytes() == saved
 
 
+@pytest.mark.slow
 def test_preview_callback_gets_images(scene, one_camera):
     previews = []
     stylize(scene, demo_style(96), one_camera, settings(iterations=4, preview_every=2),

@@ -68,6 +68,7 @@ def test_auto_statistics_follow_the_scene_coverage(scene, camera, zoom, chosen):
     assert runs["auto"].history[0]["style"] != pytest.approx(runs[other].history[0]["style"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_stroke_scale_reaches_the_painting_pyramid(scene, camera):
     """A 64-px painting covers a 48-px render at stroke scale 1; asked for 8, it is used at its own size and says so."""
     settings = dict(iterations=1, resolution=RES, device="cpu")

@@ -131,6 +131,7 @@ def test_tiled_gradient_equals_autograd_for_every_term(narrow_vgg, weighted):
         assert terms["total"] == pytest.approx(expected_terms[term], rel=1e-10), term
 
 
+@pytest.mark.slow
 def test_tiled_gradient_is_exact_for_the_deepest_layer_alone(narrow_vgg):
     """relu5_1 alone (the other layers' targets are the image's own statistics): its receptive field sets the halo."""
     height, width = 700, 900
