@@ -49,7 +49,7 @@ MAC_TORCH_SPEC = "torch==2.13.0"  # PyPI's macOS wheels are CPU builds, without 
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 DEV_VENV = ROOT / ".venv"  # --test's environment (the development one)
 DEMO_OUTPUT = ROOT / "out" / "demo"
-DEMO_ARGUMENTS = ["--demo"]  # the engine's own demo settings (core/cli.py DEMO_SETTINGS): ~30 s on a CPU
+DEMO_ARGUMENTS = ["--demo"]  # the engine's own demo settings (core/cli.py DEMO_SETTINGS): about a minute on a CPU
 
 
 def has_nvidia_gpu() -> bool:

@@ -179,6 +179,8 @@ def test_demo_sets_up_a_worker_and_stylizes_the_demo_scene(monkeypatch, tmp_path
     monkeypatch.setattr(install, "create_venv", create_venv_seeing_our_packages)
     monkeypatch.setattr(install, "has_nvidia_gpu", lambda: False)
     monkeypatch.setattr(install, "user_data_dir", lambda: tmp_path / "user")
+    build_addon_zip = install.build_addon_zip
+    monkeypatch.setattr(install, "build_addon_zip", lambda: build_addon_zip(tmp_path / "dist"))  # not the user's
     monkeypatch.setattr(install, "DEMO_ARGUMENTS", ["--demo", "--iterations", "3", "--resolution", "48",
                                                     "--views", "3"])
     monkeypatch.setattr(install, "DEMO_OUTPUT", tmp_path / "out")
@@ -198,4 +200,4 @@ def test_demo_sets_up_a_worker_and_stylizes_the_demo_scene(monkeypatch, tmp_path
     assert Path(settings["worker_python"]) == install.venv_python(venv.resolve())
     closing = capsys.readouterr().out.split("Demo done:", 1)[1]
     assert str(tmp_path / "out" / "stylized.ply") in closing
-    assert str(install.ROOT / "dist" / "sos_stylizer.zip") in closing
+    assert str(tmp_path / "dist" / "sos_stylizer.zip") in closing
