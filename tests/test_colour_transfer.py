@@ -1,6 +1,7 @@
 """Colour preservation: the painting's colour statistics moved to the capture's; a run keeps the capture's colours."""
 
 import numpy as np
+import pytest
 import torch
 
 from core.cameras import orbit_cameras
@@ -57,6 +58,7 @@ def full_rank_red_painting(size: int = 96) -> torch.Tensor:
     return torch.from_numpy(np.stack([red, green, blue], axis=-1).astype(np.float32))
 
 
+@pytest.mark.slow
 def test_preserve_colors_keeps_the_capture_palette_while_the_style_loss_drops():
     """The object's mean colour (alpha-weighted) moves much less towards the painting's when colours are preserved."""
     scene = demo_scene(count=600, seed=1)

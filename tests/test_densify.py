@@ -114,6 +114,7 @@ def cameras(scene):
                                                   height=RES)]
 
 
+@pytest.mark.slow
 def test_render_reports_drawn_gaussians_and_their_absgrad(scene, cameras):
     g = gaussians_of(scene)
     sh = g.sh.clone().requires_grad_(True)
@@ -167,6 +168,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1 / float(((a - b) ** 2).mean()))
 
 
+@pytest.mark.slow
 def test_a_split_changes_an_unstyled_render_only_slightly(scene, cameras):
     """One round with dropout 0.5 splits about half the demo scene's 1500 Gaussians into 3DGS children.
 
@@ -341,6 +343,7 @@ def detail_settings(**kw) -> StylizeSettings:
     return StylizeSettings(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_a_detail_run_resumes_exactly_after_a_split(scene, tmp_path, deterministic):
     """Splits after iterations 2 and 4; the checkpoint at 3 holds a changed count, and the resumed run ends
     exactly where an uninterrupted one does (count, origin rows, geometry, colours)."""
@@ -372,6 +375,7 @@ def test_detail_zero_keeps_the_scene_and_colours_only(scene):
     np.testing.assert_array_equal(result.splat.means(), scene.means())
 
 
+@pytest.mark.slow
 def test_command_line_detail_writes_a_larger_standard_ply_and_reports_it(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "core", "--demo", "-o", str(out), "--iterations", "4",
@@ -406,6 +410,7 @@ def test_bad_densify_settings_are_refused_with_their_name(scene, field, value):
 
 
 
+@pytest.mark.slow
 def test_geometry_moves_only_with_detail_on(scene):
     """Detail 0 recolours only: positions and scales stay byte-identical whatever geometry_lr says. With detail on
     (here with no split, densify_every past the run) positions and scales move a little; with splits too (the

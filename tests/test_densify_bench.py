@@ -20,6 +20,7 @@ def test_variants_are_parsed_as_typed_settings(bench):
     assert bench.parse_variants(None) == [{}]
 
 
+@pytest.mark.slow
 def test_variants_are_judged_against_one_colours_only_run(bench, tmp_path):
     first = tmp_path / "first"
     assert bench.main([*TINY, "--out", str(first), "--variants", "geometry_lr=0;geometry_lr=1e-3"]) == 0

@@ -118,6 +118,7 @@ def reference():
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_two_ranks_equal_one_process_with_two_views_per_step(ranks, reference):
     expected = splat_arrays(reference)
     for name, values in ranks[0]["full"].items():
@@ -130,6 +131,7 @@ def test_two_ranks_equal_one_process_with_two_views_per_step(ranks, reference):
     assert not np.array_equal(expected["opacity"], inputs()[0].opacity()), "opacity must be optimised too"
 
 
+@pytest.mark.slow
 def test_ranks_stay_identical(ranks):
     for name in ranks[0]["full"]:
         assert np.array_equal(ranks[0]["full"][name], ranks[1]["full"][name]), name
@@ -137,22 +139,26 @@ def test_ranks_stay_identical(ranks):
     assert [r["ranks"].rank for r in ranks] == [0, 1] and all(r["ranks"].world_size == WORLD for r in ranks)
 
 
+@pytest.mark.slow
 def test_only_rank_0_reports_and_writes(ranks):
     assert ranks[0]["events"] == ITERATIONS and ranks[0]["previews"] == [2, 4]
     assert "full.pt" in ranks[0]["writes"] and "resume.pt" in ranks[0]["writes"]
     assert ranks[1]["events"] == 0 and ranks[1]["previews"] == [] and ranks[1]["writes"] == []
 
 
+@pytest.mark.slow
 def test_a_stop_on_one_rank_stops_all_at_the_same_step(ranks):
     assert ranks[0]["stopped"] == ranks[1]["stopped"] == (True, 2)
 
 
+@pytest.mark.slow
 def test_resume_from_a_distributed_checkpoint_matches_the_uninterrupted_run(ranks):
     assert ranks[0]["resumed_history"] == list(range(1, ITERATIONS + 1))
     for name, values in ranks[0]["resumed"].items():
         np.testing.assert_allclose(values, ranks[0]["full"][name], rtol=0, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_densification_splits_the_same_gaussians_on_every_rank(ranks):
     """Each rank gathers image-plane gradients from its own view; pooled before each split, so both ranks split the
     same Gaussians, as one process taking both views per step does."""
@@ -164,6 +170,7 @@ def test_densification_splits_the_same_gaussians_on_every_rank(ranks):
         np.testing.assert_allclose(values, reference[name], rtol=0, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.slow
 def test_a_distributed_detail_run_resumes_from_its_checkpoint(ranks):
     """The checkpoint holds the statistics of both ranks' views since the last split, counted once on resume."""
     for name, values in ranks[0]["split_resumed"].items():
@@ -171,10 +178,12 @@ def test_a_distributed_detail_run_resumes_from_its_checkpoint(ranks):
         assert np.array_equal(values, ranks[1]["split_resumed"][name]), name
 
 
+@pytest.mark.slow
 def test_decisions_made_on_rank_0_reach_every_rank(ranks):
     assert ranks[0]["decided"] == ranks[1]["decided"] == [10, 11, 12]
 
 
+@pytest.mark.slow
 def test_one_process_keeps_the_plain_path():
     scene, style, cameras = inputs()
     result = stylize(scene, style, cameras, settings(iterations=3, optimize="color"))
@@ -196,6 +205,7 @@ def cli(*args) -> subprocess.CompletedProcess:
                           timeout=SPAWN_TIMEOUT_S)
 
 
+@pytest.mark.slow
 def test_cli_gpus_runs_ranks_with_one_report(tmp_path):
     out = tmp_path / "out"
     proc = cli("--demo", "-o", out, "--iterations", 3, "--resolution", 32, "--views", 2, "--device", "cpu",
@@ -208,6 +218,7 @@ def test_cli_gpus_runs_ranks_with_one_report(tmp_path):
     assert all(len(h["views"]) == 4 for h in report["history"])
 
 
+@pytest.mark.slow
 def test_cli_gpus_cancel_file_stops_every_rank(tmp_path):
     cancel = tmp_path / "cancel"
     cancel.write_text("")
@@ -219,6 +230,7 @@ def test_cli_gpus_cancel_file_stops_every_rank(tmp_path):
     assert not (out / "stylized.ply").exists()
 
 
+@pytest.mark.slow
 def test_cli_under_torchrun(tmp_path):
     out = tmp_path / "out"
     args = ["--demo", "-o", out, "--iterations", 2, "--resolution", 32, "--views", 2, "--device", "cpu",

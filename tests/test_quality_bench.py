@@ -23,6 +23,7 @@ def test_variants_are_typed_by_the_settings_schema(quality):
     assert quality.parse_variants(None) == [("default", {})]
 
 
+@pytest.mark.slow
 def test_sweep_writes_numbers_and_a_contact_sheet(quality, tmp_path):
     scene = demo_scene(count=500, seed=4)
     write_ply(tmp_path / "point_cloud.ply", scene)

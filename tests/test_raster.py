@@ -331,6 +331,7 @@ def test_sh_degree_1_colour_depends_on_view():
 # --- gradients -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_gradcheck_float64_tiny_scene():
     """Analytic gradients (through the checkpointed chunks) match finite differences for every parameter."""
     gen = torch.Generator().manual_seed(3)

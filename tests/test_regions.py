@@ -71,6 +71,7 @@ def test_selection_coverage_is_alpha_where_everything_is_selected():
     assert float(nothing.abs().max()) == 0.0
 
 
+@pytest.mark.slow
 def test_unselected_gaussians_keep_their_colours():
     scene = demo_scene(count=900, seed=1)
     cams = orbit_cameras(scene.means(), scene.opacity(), count=1, elevations_deg=(25.0,), width=48, height=48)
@@ -87,6 +88,7 @@ def test_unselected_gaussians_keep_their_colours():
         stylize(scene, demo_style(64), cams, settings, region=region[:-1])
 
 
+@pytest.mark.slow
 def test_detail_inside_a_region_splits_and_moves_only_the_selected_gaussians(tmp_path):
     """With detail on, only selected Gaussians are split and reshaped: every unselected row comes back bit for bit
     (colours, opacity and geometry), once each; a resumed run after a split ends where an uninterrupted one does."""

@@ -130,6 +130,7 @@ def test_loss_terms_follow_the_formula_and_the_weights(vgg64):
     assert terms["style"] == pytest.approx(terms["gram"] + terms["mean"] + terms["std"], rel=1e-12)
 
 
+@pytest.mark.slow
 def test_gradient_matches_finite_differences(vgg64):
     """Central differences in float64 along random directions; 64x80 so relu5_1 keeps 2x2 positions at 32x40.
 
@@ -158,6 +159,7 @@ def test_gradient_matches_finite_differences(vgg64):
         assert numeric == pytest.approx(analytic, rel=1e-5)  # measured within 5e-7
 
 
+@pytest.mark.slow
 def test_sos_gradient_equals_autograd_of_sos_loss(vgg64):
     """The closed-form dL/dF route (and a tiled scale) must reproduce autograd of the reference loss."""
     style, content = targets(vgg64, 56, 72, 30)
@@ -188,6 +190,7 @@ def test_channels_last_vgg_gives_the_same_gradient(vgg64):
     assert terms == pytest.approx(expected_terms, rel=1e-10)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_gradient_is_close_to_float32(vgg64):
     vgg = load_vgg19()
     sizes = sos.pyramid_sizes(48, 64, 48)
@@ -252,6 +255,7 @@ def test_full_coverage_gives_frame_statistics(vgg64):
     assert float((object_grad - frame_grad).norm() / frame_grad.norm()) < 1e-12
 
 
+@pytest.mark.slow
 def test_object_gradient_equals_autograd_of_object_loss(vgg64):
     """The closed-form route with coverage weights (autograd and tiled scales) against autograd of sos_loss."""
     style, content = targets(vgg64, 56, 72, 30)

@@ -31,6 +31,7 @@ def settings(**kw) -> StylizeSettings:
     return StylizeSettings(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_identity_style_equal_to_content_leaves_colours_unchanged(scene, one_camera):
     content = render_views(scene, one_camera, resolution=RES, device="cpu")[0]
     result = stylize(scene, content, one_camera, settings(iterations=10, statistics="frame"))
@@ -39,6 +40,7 @@ def test_identity_style_equal_to_content_leaves_colours_unchanged(scene, one_cam
     assert np.abs(result.splat.sh_dc() - scene.sh_dc()).max() < 1e-3
 
 
+@pytest.mark.slow
 def test_short_run_halves_the_style_loss(scene, one_camera):
     result = stylize(scene, demo_style(128), one_camera, settings(iterations=60, learning_rate=0.03))
     first, last = result.history[0]["style"], result.history[-1]["style"]
@@ -48,6 +50,7 @@ def test_short_run_halves_the_style_loss(scene, one_camera):
     assert np.array_equal(result.splat.opacity(), scene.opacity())
 
 
+@pytest.mark.slow
 def test_optimize_choices_touch_only_their_parameters(scene, one_camera):
     colour_only = stylize(scene, demo_style(96), one_camera, settings(iterations=2, optimize="color"))
     assert np.array_equal(colour_only.splat.sh_rest(), scene.sh_rest())
@@ -78,6 +81,7 @@ def test_progress_events_and_cooperative_cancel(scene, one_camera):
     assert {"style", "content", "total", "it_per_s", "eta_s", "iterations"} <= set(events[0])
 
 
+@pytest.mark.slow
 def test_checkpoint_resume_matches_an_uninterrupted_run(scene, one_camera, tmp_path, deterministic):
     ckpt = tmp_path / "checkpoint.pt"
     s = settings(iterations=6, checkpoint_every=3, optimize="sh+opacity")
@@ -139,6 +143,7 @@ def test_checkpoint_holds_parameters_by_name(scene, one_camera, tmp_path):
     assert [g["name"] for g in state["optimizer"]["param_groups"]] == ["sh_dc", "sh_rest"]
 
 
+@pytest.mark.slow
 def test_checkpoint_from_other_settings_is_refused(scene, one_camera, tmp_path):
     ckpt = tmp_path / "checkpoint.pt"
     stylize(scene, demo_style(96), one_camera, settings(iterations=2, checkpoint_every=1), checkpoint_path=ckpt)
@@ -148,6 +153,7 @@ def test_checkpoint_from_other_settings_is_refused(scene, one_camera, tmp_path):
 
 
 @pytest.mark.parametrize("changed", ["scene", "painting", "cameras", "region"])
+@pytest.mark.slow
 def test_checkpoint_of_other_inputs_is_refused_and_kept(scene, one_camera, tmp_path, changed):
     """Same settings and Gaussian count, one input different (the scene only in its colours): refused in one line
     naming that input, and the checkpoint is left as it was."""
@@ -173,6 +179,7 @@ def test_checkpoint_of_other_inputs_is_refused_and_kept(scene, one_camera, tmp_p
     assert ckpt.read_bytes() == saved
 
 
+@pytest.mark.slow
 def test_preview_callback_gets_images(scene, one_camera):
     previews = []
     stylize(scene, demo_style(96), one_camera, settings(iterations=4, preview_every=2),

@@ -53,6 +53,7 @@ def test_object_statistics_are_weighted_by_the_render_alpha(scene, camera):
 
 
 @pytest.mark.parametrize("zoom,chosen", [(0.5, "object"), (2.0, "frame")])
+@pytest.mark.slow
 def test_auto_statistics_follow_the_scene_coverage(scene, camera, zoom, chosen):
     """auto = object statistics for an object on a background (coverage 0.15 here), frame statistics when the scene
     fills the frame (coverage 0.92): the same first style term as the explicit choice, and the result says which."""
@@ -67,6 +68,7 @@ def test_auto_statistics_follow_the_scene_coverage(scene, camera, zoom, chosen):
     assert runs["auto"].history[0]["style"] != pytest.approx(runs[other].history[0]["style"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_stroke_scale_reaches_the_painting_pyramid(scene, camera):
     """A 64-px painting covers a 48-px render at stroke scale 1; asked for 8, it is used at its own size and says so."""
     settings = dict(iterations=1, resolution=RES, device="cpu")

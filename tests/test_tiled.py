@@ -112,6 +112,7 @@ def test_axis_spans_partition_the_axis_on_the_grid():
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["frame", "object"])
+@pytest.mark.slow
 def test_tiled_gradient_equals_autograd_for_every_term(narrow_vgg, weighted):
     """700x900 with 256-px tiles and the true 160-px halo: 3 x 4 tiles, interior tiles cropped on both sides.
 
@@ -130,6 +131,7 @@ def test_tiled_gradient_equals_autograd_for_every_term(narrow_vgg, weighted):
         assert terms["total"] == pytest.approx(expected_terms[term], rel=1e-10), term
 
 
+@pytest.mark.slow
 def test_tiled_gradient_is_exact_for_the_deepest_layer_alone(narrow_vgg):
     """relu5_1 alone (the other layers' targets are the image's own statistics): its receptive field sets the halo."""
     height, width = 700, 900

@@ -140,6 +140,7 @@ def test_a_blender_import_renders_through_the_gaussian_splats_engine(worker_addo
 
 
 @needs_native
+@pytest.mark.slow
 def test_stylize_a_blender_import_in_background_mode(worker_addon, tmp_path: Path) -> None:
     """A PLY imported by Blender's own importer is stylized (an orbit rig, as it has no cameras); the result is the
     add-on's splat object shown as native splats, with a warning about the conversion, and Cycles renders it

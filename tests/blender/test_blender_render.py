@@ -67,6 +67,7 @@ def engine_render(ply: Path, viewmat: np.ndarray, k: np.ndarray, width: int, hei
 
 
 @pytest.mark.parametrize("moved", [False, True])
+@pytest.mark.slow
 def test_f12_matches_the_engines_render_of_the_same_camera(worker_addon, tmp_path: Path, moved: bool) -> None:
     ply = write_scene(tmp_path / "tiny")
     obj = import_scene(ply)
@@ -90,6 +91,7 @@ def test_f12_matches_the_engines_render_of_the_same_camera(worker_addon, tmp_pat
 
 
 @pytest.mark.parametrize("scale", [(-1.0, 1.0, 1.0), (1.0, 1.8, 0.6)], ids=["mirrored", "non-uniform"])
+@pytest.mark.slow
 def test_transformed_object_renders_as_its_baked_export(worker_addon, tmp_path: Path, scale) -> None:
     """A mirrored or non-uniformly scaled splat (SH degree 1) both exports with Apply Transform and renders with
     F12, and the two agree: F12 of the object equals the engine's render of the exported PLY."""
@@ -157,6 +159,7 @@ def test_standard_view_png_holds_the_workers_srgb_colours(worker_addon, tmp_path
     np.testing.assert_allclose(png[..., :3][solid], np.clip(straight, 0, 1), atol=1 / 255 + 1e-4)
 
 
+@pytest.mark.slow
 def test_render_cameras_writes_one_png_per_camera_through_one_worker(worker_addon, tmp_path: Path) -> None:
     ply = write_scene(tmp_path / "tiny", size=(40, 30))
     import_scene(ply)

@@ -34,6 +34,7 @@ def run_ticks(session, until, timeout_s: float = TIMEOUT_S) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_stylize_in_background_mode_creates_the_stylized_object_and_cameras(worker_addon, tmp_path: Path) -> None:
     obj = set_up_stylize(tmp_path, iterations=3)
     obj.location = (1.0, 2.0, 3.0)
@@ -82,6 +83,7 @@ def test_stylize_in_background_mode_creates_the_stylized_object_and_cameras(work
     assert len(list(job_folder.jobs_root().glob("job_*"))) <= worker_addon.io.job_files.KEEP_JOBS
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_worker_and_leaves_the_scene_as_it_was(worker_addon, tmp_path: Path) -> None:
     obj = set_up_stylize(tmp_path, iterations=100_000)
     bpy.context.scene.sos_stylize.camera_source = 'ORBIT'  # the job creates a rig; cancelling removes it
@@ -125,6 +127,7 @@ def test_cancel_terminates_a_worker_that_does_not_stop_by_itself(worker_addon, t
     assert_unchanged(before, obj)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_an_error_and_the_scene_is_intact(worker_addon, tmp_path: Path) -> None:
     obj = set_up_stylize(tmp_path, iterations=100_000)
     before = snapshot(obj)
@@ -260,6 +263,7 @@ def test_add_orbit_cameras_frames_the_scene_and_replaces_the_rig(worker_addon, t
         assert up[2] > 0.5  # upright: the image's up is Blender's +Z
 
 
+@pytest.mark.slow
 def test_export_job_writes_a_self_contained_folder(worker_addon, tmp_path: Path) -> None:
     obj = set_up_stylize(tmp_path, iterations=2)
     obj.rotation_euler = (0.3, 0.2, 1.0)  # cameras.json must still hold the PLY-frame poses
@@ -313,6 +317,7 @@ def draw(panel: type) -> list:
     return calls
 
 
+@pytest.mark.slow
 def test_panels_draw_settings_buttons_progress_and_preview(worker_addon, tmp_path: Path) -> None:
     set_up_stylize(tmp_path, iterations=100_000)
     calls = draw(bpy.types.VIEW3D_PT_sos_stylize)
@@ -344,6 +349,7 @@ def test_panels_draw_settings_buttons_progress_and_preview(worker_addon, tmp_pat
     run_ticks(session, lambda: False)
 
 
+@pytest.mark.slow
 def test_loading_another_file_stops_the_running_job(worker_addon, tmp_path: Path) -> None:
     set_up_stylize(tmp_path, iterations=100_000)
     other = tmp_path / "other.blend"
@@ -385,6 +391,7 @@ print("worker", job.process.proc.pid, flush=True)
 """
 
 
+@pytest.mark.slow
 def test_quitting_during_a_run_ends_the_worker(tmp_path: Path) -> None:
     """Blender (here: Python with bpy) exits during a run: the worker, silent in a long step, is terminated
     (Blender disables add-ons on exit; atexit backs that up)."""

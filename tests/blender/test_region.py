@@ -64,6 +64,7 @@ def assert_only_region_changed(source: dict, result: bpy.types.Object, region: n
     assert (change[inside] > 1e-4).mean() > 0.5, (change[inside] > 1e-4).mean()
 
 
+@pytest.mark.slow
 def test_selected_points_in_edit_mode_are_the_only_ones_stylized(worker_addon, tmp_path: Path) -> None:
     """Half the points selected in Edit mode, after an older selection in Object mode: the job uses the latest
     selection, and the result object differs from the original only there."""
@@ -96,6 +97,7 @@ def test_selected_points_in_edit_mode_are_the_only_ones_stylized(worker_addon, t
         np.testing.assert_array_equal(raw_column(obj, name), source[name], err_msg=name)  # the original as it was
 
 
+@pytest.mark.slow
 def test_a_named_float_attribute_stylizes_by_its_weights(worker_addon, tmp_path: Path) -> None:
     obj = set_up_stylize(tmp_path, iterations=3)
     count = len(obj.data.vertices)
@@ -125,6 +127,7 @@ def inverted_painting(path: Path, source: Path) -> bpy.types.Image:
     return bpy.data.images.load(str(path))
 
 
+@pytest.mark.slow
 def test_two_paintings_for_two_regions_by_stylizing_the_result_again(worker_addon, tmp_path: Path) -> None:
     """docs/quality.md, "Two paintings": Stylize one selection with one painting, then the complementary
     selection of the stylized object with another. The second job paints with the second painting and leaves the
@@ -225,6 +228,7 @@ def test_bad_regions_are_refused_in_one_line_and_change_nothing(worker_addon, tm
     assert set(worker_addon.stylize.job_folder.jobs_root().glob("job_*")) == jobs
 
 
+@pytest.mark.slow
 def test_detail_inside_a_region_splits_only_there(worker_addon, tmp_path: Path) -> None:
     """Region and Detail together: the job carries both, and the engine splits and reshapes only the selected
     Gaussians; every unselected row comes back bit for bit."""

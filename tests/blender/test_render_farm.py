@@ -127,6 +127,7 @@ def read_png(path: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("found_by", ["SOS_STYLIZER_PYTHON", "sos_worker.json"])
+@pytest.mark.slow
 def test_an_animation_renders_headless_on_a_node_without_preferences(addon, addon_zip: Path, tmp_path: Path,
                                                                      found_by: str) -> None:
     """Each frame is written, at the render size, with that frame's camera and object transform (the engine's
