@@ -18,7 +18,7 @@ from core.loss_terms import total_variation
 from core.gaussians import Gaussians
 from core.views import Survey, Views, survey
 from core.vgg import VGG19Features
-from interchange.settings import StylizeSettings
+from interchange.settings import START_FROM_PREVIEW, StylizeSettings
 
 AUTO_FRAME_COVERAGE = 0.5
 """statistics="auto" takes whole-frame statistics when the scene covers at least this share of its views on
@@ -59,7 +59,8 @@ def survey_decisions(settings: StylizeSettings, painting: torch.Tensor, capture:
     """The ``StartUp`` of a run, from one survey of the capture's ``views`` when colour preservation, auto
     statistics or the preview start need one."""
     found = None
-    if settings.preserve_colors or settings.init == "preview" or needs_survey_coverage(settings, region is not None):
+    wanted = settings.preserve_colors or settings.init == START_FROM_PREVIEW
+    if wanted or needs_survey_coverage(settings, region is not None):
         found = survey(capture, views, region)
     statistics = choose_statistics(settings, found, region is not None)
     moments = None if found is None else found.colours[statistics]

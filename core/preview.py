@@ -10,7 +10,7 @@ A Gaussian's colour seen from direction d is c(d) = C0 · sh₀ + 0.5 + Σ_{k≥
 coefficients, and compositing is linear in the colours, so the map applies exactly to the coefficients:
 sh₀' = (A (C0 sh₀ + 0.5) + b − 0.5) / C0 with b = μ_p − A μ_c, and sh_k' = A sh_k. Every view of the result is
 the capture's view with its colours mapped (up to the renderer's clamp at 0 and the background, which keeps its
-colour). A region blends each Gaussian by its weight. ``stylize`` uses it for ``init="preview"`` (the optimisation
+colour). A region blends each Gaussian by its weight. ``stylize`` uses it for ``init`` "preview" (the optimisation
 starts from these colours) and, with ``iterations`` 0, returns it as the result.
 """
 
@@ -30,7 +30,7 @@ from core.renderer import pick_backend
 from core.sh import C0
 from core.views import Views, survey_cameras
 from interchange.ply import SplatData
-from interchange.settings import StylizeSettings
+from interchange.settings import START_FROM_PREVIEW, StylizeSettings
 
 def preview_colours(capture: Gaussians, painting: torch.Tensor, moments: ColourMoments,
                     region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,6 +65,6 @@ def preview_scene(scene: SplatData, painting: torch.Tensor, cameras: list[Camera
     backend = pick_backend(device, settings.backend)
     views = Views(survey_cameras(cameras, settings.resolution), device, backend,
                   torch.tensor(settings.background, dtype=torch.float32, device=device))
-    start = survey_decisions(replace(settings, init="preview"), painting, capture, views, region)
+    start = survey_decisions(replace(settings, init=START_FROM_PREVIEW), painting, capture, views, region)
     dc, rest = preview_colours(capture, start.painting, start.moments, region)
     return replace(capture, sh_dc=dc, sh_rest=rest).to_splat_data(scene), start.statistics, str(device), backend

@@ -35,7 +35,7 @@ from core.vgg import load_vgg19
 from core.views import Views, image_and_alpha, survey_cameras
 from interchange.ply import SplatData
 from interchange.protocol import progress_event
-from interchange.settings import StylizeSettings
+from interchange.settings import START_FROM_PREVIEW, StylizeSettings
 
 ProgressCallback = Callable[[dict], None]
 PreviewCallback = Callable[[int, torch.Tensor], None]
@@ -87,7 +87,7 @@ class Stylization:
         """The loss, with the statistics and painting a survey of the capture (``surveyed``) decides; with
         ``init`` "preview" the colours start from the closed-form preview (core.preview)."""
         start = survey_decisions(self.settings, painting, self.scene.original, surveyed, self.scene.region)
-        if self.settings.init == "preview":
+        if self.settings.init == START_FROM_PREVIEW:
             self.scene.start_from(*preview_colours(self.scene.original, start.painting, start.moments))
         reserve = densify.reserved_bytes(self.scene.densifier.input_count, self.scene.densifier.limit)
         return Objective(vgg, start.painting.permute(2, 0, 1).unsqueeze(0).to(self.device), self.settings,
@@ -247,7 +247,7 @@ def stylize(
         raise InputError("cameras: no cameras to render the scene from")
     t_start = time.perf_counter()
     region = region_tensor(region, scene.count, distributed.rank_device(resolve_device(settings.device)))
-    if settings.iterations == 0 and settings.init == "preview":
+    if settings.iterations == 0 and settings.init == START_FROM_PREVIEW:
         splat, statistics, device, backend = preview_scene(scene, style_image, cameras, settings, region)
         timings = {"total_s": time.perf_counter() - t_start, "loop_s": 0.0, "it_per_s": 0.0, "densify_s": 0.0}
         return StylizeResult(splat, [], False, device, backend, timings, None, statistics)

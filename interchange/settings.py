@@ -35,6 +35,7 @@ ENGINE_ONLY = ""       # not an add-on property (the add-on sets it from elsewhe
 INT32_MAX = 2**31 - 1  # Blender's IntProperty range
 ENGINE_DEFAULT = "engine default"  # addon_default when the add-on uses the engine's default
 NAMED_COLOURS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0)}
+START_FROM_PREVIEW = "preview"  # the value of ``init`` that starts from the instant preview (core.preview)
 
 
 class SettingsError(ValueError):
@@ -151,7 +152,8 @@ class StylizeSettings:
     init: str = setting(
         "capture", label="Start From",
         choices=(("capture", "Capture", "The optimisation starts from the capture's colours"),
-                 ("preview", "Preview", "The optimisation starts from the instant preview: the capture with the "
+                 (START_FROM_PREVIEW, "Preview", "The optimisation starts from the instant preview: the capture with "
+                                                 "the "
                                         "painting's colour mean and covariance")),
         help="where the colours start: capture, or preview (the instant closed-form preview: the painting's colour "
              "mean and covariance on the capture); with 0 iterations the result is the preview itself")
