@@ -1,17 +1,6 @@
-"""Stylization job folders: everything `sos-stylize @args.txt` needs, with paths relative to the folder.
-
-    job_<time>_<id>/
-        args.txt        one argument per line (python -m core @args.txt, run with the folder as cwd)
-        scene.ply       the splat object's Gaussians in its own (local, PLY) coordinates
-        cameras.json    the views, in the same coordinates
-        style.<ext>     the painting
-        region.npy      only when part of the object is stylized: one weight per Gaussian, in scene.ply's order
-        out/            written by the engine (stylized.ply, cameras.json, previews, report.json)
-
-So a folder can be copied to another machine (a GPU server) and run there unchanged. This module fills a folder
-from the Blender scene; io/job_files.py holds what needs no Blender (the arguments, the region file, new and old
-folders).
-"""
+"""Stylization job folders filled from the Blender scene: the splat object as scene.ply, its cameras, the painting
+and, for part of the object, the region. The folder's layout and what needs no Blender (the arguments, the region
+file, new and old folders) are io/job_files.py's."""
 
 from __future__ import annotations
 
