@@ -202,7 +202,7 @@ def stylize(
         cameras: the views to stylize from (``core.load_cameras`` or ``core.orbit_cameras``); each is rendered with
             its long side at ``settings.resolution`` pixels. At least one.
         settings: a ``StylizeSettings`` (default: all defaults); validated first (``InputError`` names the bad
-            setting).
+            setting). With ``iterations`` 0 and ``init`` "preview", the result is the instant preview (core.preview).
         progress: called after every iteration with its progress event (``interchange.protocol.progress_event``:
             ``iterations`` (the total), the iteration's history record (below), ``it_per_s``, ``eta_s`` (seconds
             left) and ``densify_s`` (time spent densifying so far)).
