@@ -2,13 +2,14 @@
 object's Mix property (mix.py), so dragging the slider (or animating it) recolours the splats live, with no
 worker call.
 
-The modifier blends each kept capture column with the result's raw column (capture * (1 - m) + result * m, Blender's
-Mix node, exact at 0 and 1) and stores what the display reads from the mixed values: for the ellipsoid or point
-display `color` (the DC colour clamped at 0 as 3DGS does, alpha the opacity); for Blender's native splats (5.3+)
-`radiance:base` (DC coefficients and opacity; stored as a colour attribute, which Geometry Nodes can write with
-its alpha and EEVEE and Cycles read as they read the imported one) and, where the higher bands were kept,
-`radiance:sh_<i>`. The opacity is the mixed logit through a sigmoid where it was kept, else the stored one. The
-groups are shared by the results with the same layout (io/mix.py's MixLayout) and display.
+At Mix 1 the modifier passes the geometry through untouched (and computes nothing). Otherwise it blends each kept
+capture column with the result's raw column (capture * (1 - m) + result * m, Blender's Mix node, exact at 0) and
+stores what the display reads from the mixed values: for the ellipsoid or point display `color` (the DC colour
+clamped at 0 as 3DGS does, alpha the opacity); for Blender's native splats (5.3+) `radiance:base` (DC coefficients
+and opacity; stored as a colour attribute, as Geometry Nodes cannot write a 4-float vector, which EEVEE and Cycles
+read as they read the imported FLOAT4) and, where the higher bands were kept, `radiance:sh_<i>`. The opacity is
+the mixed logit through a sigmoid where it was kept, else the stored one. The groups are shared by the results
+with the same layout (io/mix.py's MixLayout) and display.
 """
 
 from __future__ import annotations
@@ -93,7 +94,24 @@ def build_mix_group(tree: bpy.types.NodeTree, layout: MixLayout, native: bool) -
             for channel in range(3):
                 link(tree, rest[channel * layout.rest + i], vector.inputs[channel])
             geometry = store(tree, geometry, sh_attribute(i), 'FLOAT_VECTOR', vector.outputs["Vector"])
-    link(tree, geometry, output.inputs[0])
+    link(tree, unless_unmixed(tree, factor, inputs.outputs["Geometry"], geometry), output.inputs[0])
+
+
+def unless_unmixed(tree: bpy.types.NodeTree, factor: bpy.types.NodeSocket, unchanged: bpy.types.NodeSocket,
+                   mixed_geometry: bpy.types.NodeSocket) -> bpy.types.NodeSocket:
+    """The input geometry as it is at Mix 1 (attributes of their own types, nothing evaluated), else the mixed."""
+    at_one = tree.nodes.new('FunctionNodeCompare')
+    at_one.data_type = 'FLOAT'
+    at_one.operation = 'EQUAL'
+    link(tree, factor, at_one.inputs[0])
+    at_one.inputs[1].default_value = MIX_DEFAULT
+    at_one.inputs["Epsilon"].default_value = 0.0
+    switch = tree.nodes.new('GeometryNodeSwitch')
+    switch.input_type = 'GEOMETRY'
+    link(tree, at_one.outputs["Result"], switch.inputs["Switch"])
+    link(tree, mixed_geometry, switch.inputs["False"])
+    link(tree, unchanged, switch.inputs["True"])
+    return switch.outputs["Output"]
 
 
 def mixed(tree: bpy.types.NodeTree, ply_name: str, factor: bpy.types.NodeSocket) -> bpy.types.NodeSocket:

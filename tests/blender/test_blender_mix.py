@@ -79,9 +79,9 @@ def display_point_colours(obj: bpy.types.Object) -> np.ndarray:
               if inst.object.type == 'POINTCLOUD' and inst.object.original == obj]
     assert len(clouds) == 1, clouds
     name = "radiance:base" if HAS_NATIVE else "splat_color"
-    attribute = clouds[0].attributes[name]
+    attribute = clouds[0].attributes[name]  # FLOAT4 as imported, a colour once mixed
     values = np.empty(len(clouds[0].points) * 4, np.float32)
-    attribute.data.foreach_get("color", values)
+    attribute.data.foreach_get("vector" if attribute.data_type == 'FLOAT4' else "color", values)
     return values.reshape(-1, 4)
 
 

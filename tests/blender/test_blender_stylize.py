@@ -59,7 +59,9 @@ def test_stylize_in_background_mode_creates_the_stylized_object_and_cameras(work
     np.testing.assert_array_equal(positions(result), before["positions"])
     assert np.abs(raw_column(result, "f_dc_0") - before["f_dc_0"]).max() > 1e-3  # the colours changed
     np.testing.assert_allclose(np.array(result.matrix_world), before["matrix"], atol=1e-6)
-    assert result.modifiers[0].node_group == obj.modifiers[0].node_group
+    nodes = worker_addon.splats.display_nodes
+    assert nodes.display_modifier(result).node_group == nodes.display_modifier(obj).node_group
+    assert [m.name for m in result.modifiers] == ["Gaussian Splat Mix", "Gaussian Splat Display"]  # Mix first
     assert bpy.context.view_layer.objects.active == result
 
     # The original: hidden in viewport and render, data and transform untouched.
