@@ -23,7 +23,7 @@ from core.checks import (check_cameras, check_result, check_scene, check_visibil
 from core.demo import demo_scene, demo_style
 from core.errors import InputError, InputWarning
 from core.images import load_image, save_png, side_by_side
-from core.outputs import CHECKPOINT_FILE, PREVIEW_SIDE, PREVIEW_VIEWS
+from core.outputs import CHECKPOINT_FILE, PREVIEW_SIDE, before_after_views
 from core.renderer import gsplat_version
 from core.regions import load_region
 from core.device import resolve_device
@@ -34,13 +34,16 @@ from core.vgg import check_vgg_weights
 from interchange.atomic import atomic_write
 from interchange.cameras import find_cameras_file
 from interchange.ply import SplatData, read_ply, write_ply
-from interchange.protocol import (EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OUT_OF_MEMORY, OUTPUT_CAMERAS_FILE, PREVIEW_FILE,
-                                  REPORT_FILE, STYLIZED_FILE, CancelledEvent, DoneEvent, ErrorEvent,
-                                  PreviewEvent, ProgressEvent, StartEvent, WarningEvent, event_dict, parse_event)
-from interchange.settings import add_arguments, for_command_line, mention, settings_from_namespace
+from interchange.protocol import (CANCEL_KEEP, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OUT_OF_MEMORY, ORIGIN_FILE,
+                                  OUTPUT_CAMERAS_FILE, PREVIEW_FILE, REPORT_FILE, STYLIZED_FILE, CancelledEvent,
+                                  DoneEvent, ErrorEvent, PreviewEvent, ProgressEvent, StartEvent, WarningEvent,
+                                  event_dict, parse_event)
+from interchange.settings import (START_FROM_PREVIEW, add_arguments, for_command_line, mention,
+                                  settings_from_namespace)
 
 DEMO_SETTINGS = {"iterations": 120, "resolution": 128}  # --demo's defaults: a quick run on the procedural scene
 JSON_PROGRESS = "--json-progress"
+NO_PREVIEWS_NOTE = "no before/after images: a run of 0 iterations (the preview) writes none"
 
 
 class Parser(argparse.ArgumentParser):
@@ -89,7 +92,8 @@ def build_parser(json_progress: bool = False) -> argparse.ArgumentParser:
                    "gradients averaged (torch.distributed; same as torchrun --nproc_per_node N -m core)")
     p.add_argument(JSON_PROGRESS, action="store_true", help="one JSON object per line on stdout (for programs), "
                    "errors included")
-    p.add_argument("--cancel-file", type=Path, help="stop cooperatively when this file appears")
+    p.add_argument("--cancel-file", type=Path, help="stop cooperatively when this file appears and write nothing; "
+                   f"when it holds the word {CANCEL_KEEP!r}, stop and write the result so far")
     p.add_argument("--version", action="version", version=f"sos-stylize {__version__}")
     add_arguments(p.add_argument_group("stylization settings"),
                   notes={name: f"demo {value}" for name, value in DEMO_SETTINGS.items()})
@@ -114,6 +118,22 @@ def choose_cameras(args: argparse.Namespace, scene: SplatData) -> tuple[list[Cam
         return load_cameras(path), str(path)
     cams = orbit_cameras(scene.means(), scene.opacity(), count=args.views)
     return cams, f"orbit rig ({len(cams)} views)"
+
+
+def uses_vgg(settings: StylizeSettings) -> bool:
+    """Whether the run loads VGG-19: not for the preview alone (0 iterations from the preview, a closed form)."""
+    return not (settings.iterations == 0 and settings.init == START_FROM_PREVIEW)
+
+
+def keep_requested(cancel_file: Path | None) -> bool:
+    """Whether the cancel file asks to keep the result so far (it holds CANCEL_KEEP; an empty or unreadable one
+    is a plain cancel)."""
+    if cancel_file is None:
+        return False
+    try:
+        return cancel_file.read_text(encoding="utf-8", errors="replace").strip() == CANCEL_KEEP
+    except OSError:
+        return False
 
 
 def settings_from_args(args: argparse.Namespace) -> StylizeSettings:
@@ -211,6 +231,12 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
+def write_origin(path: Path, origin: np.ndarray) -> None:
+    """origin.npy: int32 [N_out], the input row of each output row (atomically)."""
+    with atomic_write(path, "wb") as stream:
+        np.save(stream, np.ascontiguousarray(origin, dtype=np.int32), allow_pickle=False)
+
+
 def write_previews(staging: outputs.Staging, before: list[torch.Tensor], after: list[torch.Tensor]) -> list[str]:
     """before | after images of the first views, one PNG each (staged with the other outputs)."""
     paths = []
@@ -226,7 +252,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     check_settings(settings)
     resolve_device(settings.device)
-    check_vgg_weights(settings.vgg_weights, settings.vgg_preprocess)
+    if uses_vgg(settings) or settings.vgg_weights:  # the preview alone needs no VGG: only given weights are checked
+        check_vgg_weights(settings.vgg_weights, settings.vgg_preprocess)
     original, style = load_inputs(args, settings.resolution)
     scene = check_scene(original, str(args.scene) if not args.demo and args.scene else "demo scene")
     region = load_region(args.region, scene.count) if args.region else None
@@ -271,9 +298,9 @@ def stylize_into(args: argparse.Namespace, folder: outputs.OutputFolder, setting
 
     reporter.emit(event_dict(StartEvent(settings.iterations, scene.count, scene.sh_degree, len(cameras),
                                         camera_source)))
-    preview_cams = cameras[:PREVIEW_VIEWS]
-    before = render_views(scene, preview_cams, resolution=min(settings.resolution, PREVIEW_SIDE),
-                          background=settings.background, device=settings.device) if main_rank else []
+    shown = cameras[:before_after_views(settings)]
+    before = render_views(scene, shown, resolution=min(settings.resolution, PREVIEW_SIDE),
+                          background=settings.background, device=settings.device) if main_rank and shown else []
     try:
         result = stylize(scene, style, cameras, settings, progress=reporter.emit,
                          preview=on_preview if settings.preview_every else None, should_stop=should_stop,
@@ -281,9 +308,11 @@ def stylize_into(args: argparse.Namespace, folder: outputs.OutputFolder, setting
                          region=region)
     finally:
         reporter.close()
-    if result.cancelled:
-        reporter.emit(event_dict(CancelledEvent(result.history[-1]["iteration"] if result.history else 0,
-                                                "cancelled; nothing written")))
+    done = result.history[-1]["iteration"] if result.history else 0
+    kept = result.cancelled and not stop["requested"] and keep_requested(args.cancel_file)
+    if result.cancelled and not (kept and (done or settings.init == START_FROM_PREVIEW)):
+        text = "cancelled; nothing written" + ("" if not kept else " (no iteration had run: nothing to keep)")
+        reporter.emit(event_dict(CancelledEvent(done, text)))
         return EXIT_CANCELLED
     if not main_rank:
         return 0
@@ -292,7 +321,9 @@ def stylize_into(args: argparse.Namespace, folder: outputs.OutputFolder, setting
 
 def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result: StylizeResult,
            cameras: list[Camera], camera_source: str, before: list[torch.Tensor], reporter: Reporter) -> int:
-    """Check the result, then write the stylized scene, its cameras, before/after previews and report.json.
+    """Check the result, then write the stylized scene, each of its rows' input row (origin.npy), its cameras,
+    before/after previews (none after 0 iterations: ``before`` is empty) and report.json; a run stopped on request
+    to keep its result (``result.cancelled``) writes the same, and its report says where it stopped.
 
     They are staged (core.outputs.Staging) and put in place together, report.json last: a write that fails leaves
     none of them. ``scene`` is the scene as read: the written PLY keeps every one of its values but the stylized
@@ -304,11 +335,14 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
     staging = outputs.Staging(out)
     try:
         ply_path = staging.write(STYLIZED_FILE, lambda path: write_ply(path, stylized))
+        origin_path = staging.write(ORIGIN_FILE, lambda path: write_origin(path, result.origin))
         cameras_path = staging.write(OUTPUT_CAMERAS_FILE, lambda path: save_cameras_json(
             path, [c.with_long_side(settings.resolution) for c in cameras]))
-        after = render_views(result.splat, cameras[:PREVIEW_VIEWS], resolution=min(settings.resolution, PREVIEW_SIDE),
-                             background=settings.background, device=settings.device)
+        after = render_views(result.splat, cameras[:len(before)], resolution=min(settings.resolution, PREVIEW_SIDE),
+                             background=settings.background, device=settings.device) if before else []
         previews = write_previews(staging, before, after)
+        done = result.history[-1]["iteration"] if result.history else 0
+        stopped = {"iteration": done, "iterations": settings.iterations} if result.cancelled else None
         report = {
             "settings": asdict(settings),
             "inputs": {"scene": str(args.scene) if args.scene else "demo", "style": str(args.style) if args.style
@@ -320,7 +354,9 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
             "timings": {**result.timings, "write_s": time.perf_counter() - t0},
             "densify": result.densify,
             "statistics": result.statistics,
-            "outputs": {"ply": str(ply_path), "previews": previews, "cameras": str(cameras_path)},
+            "stopped": stopped,
+            "outputs": {"ply": str(ply_path), "origin": str(origin_path), "previews": previews,
+                        **({} if before else {"previews_note": NO_PREVIEWS_NOTE}), "cameras": str(cameras_path)},
             "history": result.history,
         }
         report_path = staging.write(REPORT_FILE, lambda path: write_json_atomic(path, report))
@@ -328,9 +364,10 @@ def finish(args, out: Path, settings: StylizeSettings, scene: SplatData, result:
     except BaseException:
         staging.discard()
         raise
-    reporter.emit(event_dict(DoneEvent(str(ply_path), str(report_path), f"wrote {ply_path} "
-                                       f"({result.timings['it_per_s']:.2f} it/s on {report['device']['name']})",
-                                       result.splat.count)))
+    pace = f"{result.timings['it_per_s']:.2f} it/s" if done else f"{result.timings['total_s']:.1f} s"
+    where = f"stopped at iteration {done} of {settings.iterations} on request; " if stopped else ""
+    reporter.emit(event_dict(DoneEvent(str(ply_path), str(report_path), f"{where}wrote {ply_path} "
+                                       f"({pace} on {report['device']['name']})", result.splat.count)))
     return 0
 
 

@@ -1,5 +1,8 @@
 """The run's output folder: its names, the checks made before any heavy work, and outputs that appear together.
 
+A run writes stylized.ply, origin.npy (each output row's input row), cameras.json, before/after images of the
+first views (``before_after_views``: none for a run of 0 iterations) and report.json.
+
 Before VGG is loaded or anything is rendered (README "Input rules"), ``prepare`` refuses a folder that would
 overwrite an input, one on a volume without room for the outputs (``needed_bytes``, an upper bound), and one that
 cannot be created or written (a probe file is written and removed); a refused run creates nothing. Then the run
@@ -20,14 +23,14 @@ from pathlib import Path
 from core.cameras import Camera
 from core.errors import InputError
 from interchange.ply import SplatData
-from interchange.protocol import OUTPUT_CAMERAS_FILE, PREVIEW_FILE, REPORT_FILE, STYLIZED_FILE
+from interchange.protocol import ORIGIN_FILE, OUTPUT_CAMERAS_FILE, PREVIEW_FILE, REPORT_FILE, STYLIZED_FILE
 from interchange.settings import StylizeSettings, mention
 
 PREVIEW_VIEWS = 3
 PREVIEW_SIDE = 1024  # before/after images have at most this long side
 CHECKPOINT_FILE = "checkpoint.pt"
 # Every file a run may write into its output folder (atomic writes and staging add only hidden temporary names).
-OUTPUT_NAMES = (STYLIZED_FILE, OUTPUT_CAMERAS_FILE, REPORT_FILE, PREVIEW_FILE, CHECKPOINT_FILE,
+OUTPUT_NAMES = (STYLIZED_FILE, ORIGIN_FILE, OUTPUT_CAMERAS_FILE, REPORT_FILE, PREVIEW_FILE, CHECKPOINT_FILE,
                 *(f"before_after_{i:02d}.png" for i in range(PREVIEW_VIEWS)))
 # Densification grows a scene to at most (1 + detail) times its Gaussians, and never beyond this factor.
 MAX_GROWTH = 4.0
@@ -40,6 +43,8 @@ REPORT_BASE_BYTES = 64 * 1024
 # A checkpoint holds every per-Gaussian tensor as float32 (at most the PLY's row of floats) and Adam's two moments
 # of the trained ones: at most three times the table.
 CHECKPOINT_FACTOR = 3
+ORIGIN_ROW_BYTES = 4  # origin.npy: one int32 per output row, after NumPy's header
+NPY_HEADER_BYTES = 128
 PROBE_BYTES = 4096
 SIZE_UNITS = ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
 
@@ -61,17 +66,26 @@ def check_placement(out: Path, scene: Path | None, inputs: dict[Path, str]) -> N
                              "folder")
 
 
+def before_after_views(settings: StylizeSettings) -> int:
+    """How many before/after images a run writes: one per first view up to PREVIEW_VIEWS, none for a run of 0
+    iterations (its result is the closed-form preview, or the capture: no optimisation to show, and on a CPU the
+    renders would take most of the run's time)."""
+    return PREVIEW_VIEWS if settings.iterations else 0
+
+
 def needed_bytes(scene: SplatData, settings: StylizeSettings, cameras: list[Camera]) -> dict[str, int]:
-    """An upper bound of the bytes each kind of output takes: stylized.ply (the scene grown by ``detail``), the
-    previews, cameras.json, report.json and, with ``checkpoint_every``, the checkpoint."""
+    """An upper bound of the bytes each kind of output takes: stylized.ply (the scene grown by ``detail``) and
+    origin.npy, the previews, cameras.json, report.json and, with ``checkpoint_every``, the checkpoint."""
     growth = min(1.0 + settings.detail, MAX_GROWTH)
     table = int(scene.vertices.itemsize * scene.count * growth)
-    shown = [camera.with_long_side(min(settings.resolution, PREVIEW_SIDE)) for camera in cameras[:PREVIEW_VIEWS]]
+    shown = [camera.with_long_side(min(settings.resolution, PREVIEW_SIDE))
+             for camera in cameras[:before_after_views(settings)]]
     previews = sum(_png_bytes(2 * c.width + 4, c.height) for c in shown)
     if settings.preview_every:
         live = cameras[0].with_long_side(settings.resolution)
         previews += _png_bytes(live.width, live.height)
     needs = {"stylized.ply": len(scene.header.text) + table, "previews": previews,
+             ORIGIN_FILE: NPY_HEADER_BYTES + ORIGIN_ROW_BYTES * int(scene.count * growth),
              "cameras.json": CAMERA_RECORD_BYTES * len(cameras),
              "report.json": REPORT_BASE_BYTES + HISTORY_RECORD_BYTES * settings.iterations}
     if settings.checkpoint_every:

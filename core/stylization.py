@@ -45,7 +45,9 @@ PreviewCallback = Callable[[int, torch.Tensor], None]
 class StylizeResult:
     """What ``stylize()`` returns (its docstring's Returns says what each field holds): the stylized scene
     (``splat``), one ``history`` record per iteration, whether it was ``cancelled``, the torch ``device`` and the
-    rasterizer (``backend``) that ran it, ``timings``, the ``densify`` report and the ``statistics`` used."""
+    rasterizer (``backend``) that ran it, ``timings``, the ``densify`` report, the ``statistics`` used and
+    ``origin``: int32 [splat.count], the input row each row of ``splat`` descends from (with detail a split
+    Gaussian's children name their parent's row; left out, row i is input row i)."""
 
     splat: SplatData
     history: list[dict]
@@ -55,6 +57,11 @@ class StylizeResult:
     timings: dict = field(default_factory=dict)
     densify: dict | None = None
     statistics: str = ""
+    origin: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            self.origin = np.arange(self.splat.count, dtype=np.int32)
 
 
 class Stylization:
@@ -168,8 +175,10 @@ class Stylization:
 
     def result(self, scene: SplatData, cancelled: bool, timings: dict) -> StylizeResult:
         """The stylized ``scene`` and what the run did."""
+        origin = self.scene.densifier.origin.cpu().numpy().astype(np.int32)
         return StylizeResult(self.scene.splat_data(scene), self.history, cancelled, str(self.device),
-                             self.views.backend, timings, self.scene.densify_report(), self.objective.statistics)
+                             self.views.backend, timings, self.scene.densify_report(), self.objective.statistics,
+                             origin)
 
 
 def stylize(
@@ -225,8 +234,9 @@ def stylize(
         after the iteration) and, where a split happened, ``densify`` (that round's record)), ``cancelled``,
         ``device``, ``backend`` ("gsplat" or "torch"), ``timings`` (``total_s``, ``loop_s``, ``it_per_s``,
         ``densify_s``, and on CUDA ``peak_gpu_mem_gib``), ``densify`` (``enabled``, ``budget``, ``gaussians_before``
-        / ``gaussians_after``, ``seconds``, ``rounds``: one record per split, and the ``settings`` that shaped it)
-        and ``statistics`` ("object" or "frame": what "auto" chose).
+        / ``gaussians_after``, ``seconds``, ``rounds``: one record per split, and the ``settings`` that shaped it),
+        ``statistics`` ("object" or "frame": what "auto" chose) and ``origin`` (int32 [splat.count]: the row of
+        ``scene`` each row of ``splat`` descends from; 0..N-1 without detail).
 
     Raises:
         InputError: unusable settings, no cameras, an unavailable device or backend, a checkpoint that is not

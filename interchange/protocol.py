@@ -18,8 +18,10 @@ Stylize: the add-on writes a job folder and runs ``<worker python> -m core @args
         style.<ext>     the painting
         region.npy      only for part of the object: one weight in 0..1 per Gaussian, in scene.ply's row order
                         (float32 [N], the engine's --region format, core/regions.py); args.txt then names it
-        cancel          created by the add-on to ask the engine to stop
-        out/            written by the engine: stylized.ply, cameras.json, preview.png, report.json
+        cancel          created by the add-on to ask the engine to stop; holding ``CANCEL_KEEP`` it asks the engine
+                        to stop and write the result so far as a finished run's outputs (engines from before
+                        that stop and write nothing, as for an empty file)
+        out/            written by the engine: stylized.ply, cameras.json, origin.npy, preview.png, report.json
 
 Render: one long-lived ``<worker python> -m core.worker --serve --device D [--gpu K]`` prints a ready line
 (``ReadyLine``), then answers JSON-line requests (``Command``: ``RenderRequest``, ``PingRequest``,
@@ -51,11 +53,15 @@ CAMERAS_FILE = "cameras.json"
 STYLE_STEM = "style"
 REGION_FILE = "region.npy"
 CANCEL_FILE = "cancel"
+CANCEL_KEEP = "keep"  # the cancel file's text that asks to stop and keep the result so far
 OUTPUT_FOLDER = "out"
 STYLIZED_FILE = "stylized.ply"
 OUTPUT_CAMERAS_FILE = "cameras.json"
 PREVIEW_FILE = "preview.png"
 REPORT_FILE = "report.json"
+# int32 [N_out] .npy: the input row (scene.ply) each row of stylized.ply descends from (with detail, a split
+# Gaussian's children name their parent's row; without detail it is 0, 1, ..., N - 1).
+ORIGIN_FILE = "origin.npy"
 
 EXIT_DONE = 0
 EXIT_BAD_INPUT = 2

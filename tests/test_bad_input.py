@@ -581,7 +581,7 @@ def test_the_space_estimate_bounds_what_a_run_writes(tmp_path: Path, capsys) -> 
     sizes = {path.name: path.stat().st_size for path in out.iterdir()}
     previews = sum(size for name, size in sizes.items() if name.endswith(".png"))
     assert previews <= needs["previews"]
-    for name in ("stylized.ply", "cameras.json", "report.json", "checkpoint.pt"):
+    for name in ("stylized.ply", "origin.npy", "cameras.json", "report.json", "checkpoint.pt"):
         assert sizes[name] <= needs[name], name
     assert not [name for name in sizes if name.startswith(".")], "a temporary file was left behind"
 

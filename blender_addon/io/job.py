@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from ..interchange.protocol import (CANCEL_FILE, EXIT_CANCELLED, EXIT_DONE, EXIT_OUT_OF_MEMORY, CancelledEvent,
-                                    DoneEvent, ErrorEvent, Event, PreviewEvent, ProgressEvent, ProtocolError,
-                                    StartEvent, parse_event, job_command)
+from ..interchange.atomic import write_atomically
+from ..interchange.protocol import (CANCEL_FILE, CANCEL_KEEP, EXIT_CANCELLED, EXIT_DONE, EXIT_OUT_OF_MEMORY,
+                                    CancelledEvent, DoneEvent, ErrorEvent, Event, PreviewEvent, ProgressEvent,
+                                    ProtocolError, StartEvent, parse_event, job_command)
 from ..interchange.settings import for_panel
 from .process import LineProcess
 
@@ -44,13 +45,15 @@ class Progress:
 
 @dataclass
 class JobTarget:
-    """What the job stylizes, found again by session id when it ends (names may change meanwhile)."""
+    """What the job stylizes, found again by session id when it ends (names may change meanwhile); ``preview``
+    for the instant preview (0 iterations from the closed-form preview), whose result is named as a preview."""
 
     object_uid: int
     object_name: str
     scene_name: str
     created_rig: bool = False
     warnings: list[str] = field(default_factory=list)
+    preview: bool = False
 
 
 class StylizeJob:
@@ -68,6 +71,7 @@ class StylizeJob:
         self.preview: Path | None = None
         self.preview_count = 0
         self.cancel_deadline: float | None = None
+        self.keep_requested = False  # asked to stop and write the result so far
         self.started = time.monotonic()
         self.process = LineProcess(job_command(python, gpus), cwd=folder)
 
@@ -132,11 +136,25 @@ class StylizeJob:
         return f"The worker failed (exit code {code}) {at}: {self.process.error_text()}"
 
     def request_cancel(self) -> None:
-        """Ask the engine to stop (cancel file); a process still running after a grace time is terminated, then
-        killed."""
+        """Ask the engine to stop (an empty cancel file); a process still running after a grace time is
+        terminated, then killed. Also after request_keep: then nothing is kept."""
         if self.phase is Phase.RUNNING and self.cancel_deadline is None:
-            (self.folder / CANCEL_FILE).touch()
+            write_atomically(self.folder / CANCEL_FILE, lambda handle: None)
             self.cancel_deadline = time.monotonic() + CANCEL_GRACE_S
+
+    def request_keep(self) -> None:
+        """Ask the engine to stop at its next iteration and write the result so far as a finished run (the cancel
+        file holding CANCEL_KEEP, written whole at once). No time limit: writing takes as long as it takes;
+        Cancel still stops it. An engine from before this stops and writes nothing (the job ends cancelled)."""
+        if self.phase is Phase.RUNNING and self.cancel_deadline is None and not self.keep_requested:
+            text = CANCEL_KEEP.encode("utf-8")
+            write_atomically(self.folder / CANCEL_FILE, lambda handle: handle.write(text))
+            self.keep_requested = True
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the job was asked to stop (cancel, or stop and keep)."""
+        return self.cancel_deadline is not None or self.keep_requested
 
     def kill(self) -> None:
         """Stop the process now (Blender quits or loads another file)."""

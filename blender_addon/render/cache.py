@@ -1,7 +1,8 @@
 """Splat objects as PLY files for the render worker, written once per distinct content.
 
-Each file is named by a hash of the object's Gaussians, so rendering the same object again (every frame of
-an animation, camera after camera) reuses the file, and the worker reuses the scene it already loaded.
+Each file is named by a hash of the object's Gaussians as shown (a stylized result's colours at its Mix of the
+frame), so rendering the same object again (every frame of an animation, camera after camera) reuses the file, and
+the worker reuses the scene it already loaded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 import bpy
 
 from ..interchange.ply import write_columns
-from ..splats.objects import read_raw_columns, stored_header
+from ..splats.mix import shown_columns
+from ..splats.objects import stored_header
 
 MAX_FILES = 8
 
@@ -25,10 +27,11 @@ def cache_dir() -> Path:
     return path
 
 
-def cached_ply(obj: bpy.types.Object) -> Path:
-    """A PLY of obj's Gaussians in its data coordinates (raises SplatInputError for unusable objects)."""
+def cached_ply(obj: bpy.types.Object, mix: float | None = None) -> Path:
+    """A PLY of obj's Gaussians in its data coordinates, a stylized result's at ``mix`` (None: its Mix now);
+    raises SplatInputError for unusable objects."""
     header = stored_header(obj)
-    columns = read_raw_columns(obj)
+    columns = shown_columns(obj, header, mix)
     digest = hashlib.blake2b(header.text.encode("latin-1"), digest_size=16)
     for name in header.names:
         digest.update(columns[name].tobytes())

@@ -1,8 +1,9 @@
 """One rendered view of the scene's splat objects, through the render worker: what the render engine and the
 camera-render operator share.
 
-Each visible splat object is sent as its PLY (data coordinates) plus its world matrix (row-major); the worker
-applies the matrix, SH rotation included, and renders all objects together so depth order is right.
+Each visible splat object is sent as its PLY (data coordinates, a stylized result's colours at the frame's Mix)
+plus its world matrix (row-major); the worker applies the matrix, SH rotation included, and renders all objects
+together so depth order is right.
 """
 
 from __future__ import annotations
@@ -21,9 +22,20 @@ from ..interchange.protocol import RenderObject, RenderRequest
 from ..io.colour import linear_to_srgb
 from ..io.pinhole import intrinsics_matrix
 from ..io.render_worker import render_request
+from ..splats.mix import mix_value
 from ..splats.objects import is_gaussian_object
 from ..worker.config import preferred_device, preferred_render_gpu, worker_python
 from .cache import cache_dir, cached_ply, prune_cache
+
+
+@dataclass(frozen=True)
+class SplatInstance:
+    """A splat object as the depsgraph shows it: the original object, its world matrix and its Mix (1 but for a
+    stylized result), both at the depsgraph's frame."""
+
+    obj: bpy.types.Object
+    matrix: np.ndarray
+    mix: float
 
 
 @dataclass(frozen=True)
@@ -50,10 +62,9 @@ def camera_view(camera: bpy.types.Object, scene: bpy.types.Scene) -> View:
     return View(viewmat, intrinsics_matrix(intrinsics), intrinsics.width, intrinsics.height)
 
 
-def splat_objects(depsgraph: bpy.types.Depsgraph) -> list[tuple[bpy.types.Object, np.ndarray]]:
-    """(original splat object, world matrix) of every splat object (ours or Blender's own Gaussian splats) the
-    depsgraph shows in renders."""
-    return [(obj.original, np.array(obj.matrix_world)) for obj in depsgraph.objects
+def splat_objects(depsgraph: bpy.types.Depsgraph) -> list[SplatInstance]:
+    """Every splat object (ours or Blender's own Gaussian splats) the depsgraph shows in renders."""
+    return [SplatInstance(obj.original, np.array(obj.matrix_world), mix_value(obj)) for obj in depsgraph.objects
             if is_gaussian_object(obj.original) and not obj.original.hide_render]
 
 
@@ -73,16 +84,16 @@ def empty_image(view: View, background: list[float] | None) -> np.ndarray:
     return image
 
 
-def render_view(objects: list[tuple[bpy.types.Object, np.ndarray]], view: View, background: list[float] | None,
+def render_view(objects: list[SplatInstance], view: View, background: list[float] | None,
                 should_stop: Callable[[], bool]) -> tuple[np.ndarray, str | None]:
     """(RGBA [H, W, 4] sRGB premultiplied, top row first; a worker warning or None)."""
     if not objects:
         return empty_image(view, background), None
-    plys = [cached_ply(obj) for obj, _ in objects]
+    plys = [cached_ply(item.obj, item.mix) for item in objects]
     out = cache_dir() / f"view_{uuid.uuid4().hex}.npy"
     payload = RenderRequest(
-        objects=tuple(RenderObject(str(path), tuple(matrix.ravel().tolist()), obj.name)
-                      for path, (obj, matrix) in zip(plys, objects)),
+        objects=tuple(RenderObject(str(path), tuple(item.matrix.ravel().tolist()), item.obj.name)
+                      for path, item in zip(plys, objects)),
         viewmat=tuple(view.viewmat.ravel().tolist()), K=tuple(view.K.ravel().tolist()), width=view.width,
         height=view.height, out=str(out), background=None if background is None else tuple(background))
     try:

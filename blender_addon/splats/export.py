@@ -1,5 +1,6 @@
-"""Writing a splat object back to a 3DGS PLY: its raw attributes as they are now, optionally with its object
-transform baked in (interchange.transform's rules, the same the renderer applies)."""
+"""Writing a splat object back to a 3DGS PLY: its raw attributes as they are now (a stylized result's colours at
+its Mix, mix.py), optionally with its object transform baked in (interchange.transform's rules, the same the
+renderer applies)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ import numpy as np
 from ..interchange.ply import POSITION, write_columns
 from ..interchange.transform import transform_columns
 from .edit_mode import object_mode
-from .objects import read_raw_columns, stored_header
+from .mix import shown_columns
+from .objects import stored_header
 
 
 def export_splat(obj: bpy.types.Object | None, path: Path, apply_transform: bool) -> int:
-    """Write obj's Gaussians to path; returns how many. Raw attributes are written as they are now."""
+    """Write obj's Gaussians to path; returns how many. Raw attributes are written as they are now, with a
+    stylized result's colours at its Mix (bit for bit at Mix 1)."""
     header = stored_header(obj)
     with object_mode(obj):  # in Edit mode the mesh's attribute values cannot be read
-        columns = read_raw_columns(obj)
+        columns = shown_columns(obj, header)
     if apply_transform:
         columns = transform_columns(columns, np.array(obj.matrix_world), header.sh_degree, obj.name)
     write_columns(path, header, columns)

@@ -17,7 +17,7 @@ import bpy.utils.previews
 
 from ..cameras.orbit import remove_orbit_rig
 from ..errors import SplatInputError
-from ..interchange.protocol import OUTPUT_FOLDER
+from ..interchange.protocol import OUTPUT_FOLDER, SCENE_FILE
 from ..io.job import Phase, StylizeJob
 from ..io.job_files import prune_jobs
 from .job_folder import jobs_root
@@ -109,6 +109,14 @@ def cancel() -> bool:
     return True
 
 
+def stop_and_keep() -> bool:
+    """Ask the current job to stop and bring back its result so far; False when none runs."""
+    if SESSION.job is None:
+        return False
+    SESSION.job.request_keep()
+    return True
+
+
 def conclude() -> list[Message]:
     """End the current job: bring the result in, or undo what was made for it; keep only recent job folders."""
     job, SESSION.job, SESSION.last_job = SESSION.job, None, SESSION.job
@@ -124,23 +132,37 @@ def outcome(job: StylizeJob) -> list[Message]:
     """Messages for a finished job; imports the result when it succeeded."""
     source = find_object(job.target.object_uid)
     scene = bpy.data.scenes.get(job.target.scene_name)
+    what = "Preview" if job.target.preview else "Stylize"
     if job.phase is Phase.DONE and source is not None and scene is not None:
         try:
-            result = import_result(job.folder / OUTPUT_FOLDER, source, scene)
+            result = import_result(job.folder / OUTPUT_FOLDER, source, scene, job.folder / SCENE_FILE,
+                                   job.target.preview)
         except (SplatInputError, OSError, RuntimeError, ValueError) as error:
-            return [Message('ERROR', f"Stylize finished but its result could not be imported: {error}")]
-        seconds = time.monotonic() - job.started
-        return [Message('INFO', f"Stylized {source.name} as {result.name} in {seconds:.0f} s "
-                                f"({job.progress.iteration} iterations)")]
+            return [Message('ERROR', f"{what} finished but its result could not be imported: {error}")]
+        return [Message('INFO', done_text(job, source.name, result.name))]
     if job.target.created_rig and source is not None:
         remove_orbit_rig(source)
     if job.phase is Phase.DONE:
-        return [Message('ERROR', f"Stylize finished but {job.target.object_name} or its scene was deleted "
+        return [Message('ERROR', f"{what} finished but {job.target.object_name} or its scene was deleted "
                                  f"meanwhile; the result is in {job.folder / OUTPUT_FOLDER}")]
     shutil.rmtree(job.folder, ignore_errors=True)
     if job.phase is Phase.CANCELLED:
-        return [Message('INFO', f"Stylize cancelled at iteration {job.progress.iteration}; the scene is unchanged")]
-    return [Message('ERROR', f"Stylize failed: {job.error}; the scene is unchanged")]
+        nothing_kept = job.keep_requested and job.cancel_deadline is None
+        kept = "; nothing was kept (no iteration had finished)" if nothing_kept else ""
+        return [Message('INFO', f"{what} cancelled at iteration {job.progress.iteration}{kept}; the scene is "
+                                "unchanged")]
+    return [Message('ERROR', f"{what} failed: {job.error}; the scene is unchanged")]
+
+
+def done_text(job: StylizeJob, source: str, result: str) -> str:
+    """What a finished job says: what was made of what, and how long it took."""
+    seconds = time.monotonic() - job.started
+    if job.target.preview:
+        return f"Previewed {source} as {result} in {seconds:.1f} s"
+    if job.keep_requested:
+        return (f"Stopped at iteration {job.progress.iteration} of {job.progress.total} and kept the result: "
+                f"{source} as {result} in {seconds:.0f} s")
+    return f"Stylized {source} as {result} in {seconds:.0f} s ({job.progress.iteration} iterations)"
 
 
 def find_object(uid: int) -> bpy.types.Object | None:

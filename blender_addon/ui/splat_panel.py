@@ -1,12 +1,20 @@
-"""The 'Gaussian Splats' panel in the 3D viewport sidebar's Stylize tab: import, display settings, export."""
+"""The 'Gaussian Splats' panel in the 3D viewport sidebar's Stylize tab: import, display settings, a stylized
+result's Mix, export."""
 
 import bpy
 
 from ..splats.display_nodes import display_input_names, display_modifier, input_property, is_native_display
 from ..io.native import SH_DEGREE_BY_COEFFICIENTS
+from ..splats.mix import MIX_PATH, has_mix
 from ..splats.native_objects import is_native_splat, sh_coefficient_count
 from ..splats.objects import SPLAT_KEY, is_gaussian_object
 from .sidebar import SidebarPanel
+
+
+def draw_mix(layout: bpy.types.UILayout, obj: bpy.types.Object | None) -> None:
+    """The Mix slider of a stylized result (0 the capture's colours, 1 the result); nothing for other objects."""
+    if has_mix(obj):
+        layout.prop(obj, MIX_PATH, text="Mix", slider=True)
 
 
 class VIEW3D_PT_gaussian_splats(SidebarPanel, bpy.types.Panel):
@@ -36,6 +44,7 @@ class VIEW3D_PT_gaussian_splats(SidebarPanel, bpy.types.Panel):
             column = layout.column(align=True)
             for name in display_input_names(modifier):
                 column.prop(*input_property(modifier, name), text=name)
+        draw_mix(layout, obj)
         row = layout.row(align=True)
         row.operator("export_scene.gaussian_splat", text="Export Splat", icon='EXPORT')
         row.operator("export_scene.gaussian_splat_cameras", text="Cameras", icon='CAMERA_DATA')

@@ -1,4 +1,5 @@
-"""Operators of the Stylize workflow: stylize, cancel, add an orbit rig, export a job folder, check the worker."""
+"""Operators of the Stylize workflow: stylize, preview, cancel, stop and keep, add an orbit rig, export a job folder,
+check the worker."""
 
 from pathlib import Path
 
@@ -14,17 +15,14 @@ from ..stylize.launch import active_splat, export_job, start_job
 from ..worker.config import worker_python
 
 
-class SOS_OT_stylize(bpy.types.Operator):
-    """Stylize the active splat object with the chosen painting (runs in a worker process; the result is a new
-    object, the original is only hidden)"""
+ASYNC_DESCRIPTION = "In background mode too, return at once and leave the job to the session timer"
 
-    bl_idname = "sos.stylize"
-    bl_label = "Stylize"
-    bl_options = {'REGISTER'}
 
-    run_async: BoolProperty(
-        name="Don't Wait", default=False, options={'HIDDEN', 'SKIP_SAVE'},
-        description="In background mode too, return at once and leave the job to the session timer")
+class StartJob:
+    """What Stylize and Preview share: start the job in the worker, then run it to its end in background mode or
+    leave it to the session timer. ``preview`` says which job."""
+
+    preview = False
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -36,7 +34,7 @@ class SOS_OT_stylize(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
             with object_mode(active_splat(context)):  # the latest edits and selection, then back to Edit mode
-                job = start_job(context)
+                job = start_job(context, self.preview)
         except SplatInputError as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
@@ -46,7 +44,8 @@ class SOS_OT_stylize(bpy.types.Operator):
         if bpy.app.background and not self.run_async:
             return self.report_all(stylize_session.run_to_end())
         stylize_session.watch()
-        self.report({'INFO'}, f"Stylizing {job.target.object_name} in the worker (Cancel stops it)")
+        doing = "Previewing" if self.preview else "Stylizing"
+        self.report({'INFO'}, f"{doing} {job.target.object_name} in the worker (Cancel stops it)")
         return {'FINISHED'}
 
     def report_all(self, messages: list[stylize_session.Message]) -> set[str]:
@@ -54,6 +53,31 @@ class SOS_OT_stylize(bpy.types.Operator):
         for message in messages:
             self.report({message.level}, message.text)
         return {'CANCELLED'} if any(m.level == 'ERROR' for m in messages) else {'FINISHED'}
+
+
+class SOS_OT_stylize(StartJob, bpy.types.Operator):
+    """Stylize the active splat object with the chosen painting (runs in a worker process; the result is a new
+    object, the original is only hidden)"""
+
+    bl_idname = "sos.stylize"
+    bl_label = "Stylize"
+    bl_options = {'REGISTER'}
+
+    run_async: BoolProperty(name="Don't Wait", default=False, options={'HIDDEN', 'SKIP_SAVE'},
+                            description=ASYNC_DESCRIPTION)
+
+
+class SOS_OT_preview(StartJob, bpy.types.Operator):
+    """Preview the painting on the active splat object in seconds: the capture with the painting's colour mean and
+    covariance (a closed form, no optimisation), as a '(preview)' object that the next Stylize or Preview replaces"""
+
+    bl_idname = "sos.preview"
+    bl_label = "Preview"
+    bl_options = {'REGISTER'}
+    preview = True
+
+    run_async: BoolProperty(name="Don't Wait", default=False, options={'HIDDEN', 'SKIP_SAVE'},
+                            description=ASYNC_DESCRIPTION)
 
 
 class SOS_OT_cancel(bpy.types.Operator):
@@ -72,6 +96,29 @@ class SOS_OT_cancel(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         stylize_session.cancel()
         self.report({'INFO'}, "Cancelling the stylization")
+        return {'FINISHED'}
+
+
+class SOS_OT_stop_and_keep(bpy.types.Operator):
+    """Stop the running stylization at its next iteration and bring back its result so far as the stylized object"""
+
+    bl_idname = "sos.stop_and_keep"
+    bl_label = "Stop and Keep"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        job = stylize_session.SESSION.job
+        if job is None or job.target.preview:
+            cls.poll_message_set("No stylization is running")
+            return False
+        if job.stopping:
+            cls.poll_message_set("The stylization is already stopping")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        stylize_session.stop_and_keep()
+        self.report({'INFO'}, "Stopping the stylization; its result so far comes back as the stylized object")
         return {'FINISHED'}
 
 
@@ -146,7 +193,8 @@ def stop_on_file_load(_scene, _data=None) -> None:
     stylize_session.shutdown()
 
 
-CLASSES = (SOS_OT_stylize, SOS_OT_cancel, SOS_OT_add_orbit_cameras, SOS_OT_export_job, SOS_OT_check_worker)
+CLASSES = (SOS_OT_stylize, SOS_OT_preview, SOS_OT_cancel, SOS_OT_stop_and_keep, SOS_OT_add_orbit_cameras,
+           SOS_OT_export_job, SOS_OT_check_worker)
 
 
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)

@@ -17,6 +17,7 @@ from ..splats.selection import ATTRIBUTE, SELECTED, point_count, selected_count
 from ..stylize import session as stylize_session
 from ..worker.config import addon_preferences, configured_python
 from .sidebar import SidebarPanel
+from .splat_panel import draw_mix
 
 MESSAGE_ICONS = {'INFO': 'INFO', 'WARNING': 'ERROR', 'ERROR': 'CANCEL'}
 WRAP_CHARS = 48
@@ -35,10 +36,16 @@ def duration(seconds: float | None) -> str:
 
 
 def progress_text(job: StylizeJob) -> str:
-    """'120/800 · ETA 2m 10s' (or 'starting…' before the first iteration)."""
+    """'120/800 · ETA 2m 10s' (or what it is doing before the first iteration, or while it stops)."""
     progress = job.progress
+    if job.cancel_deadline is not None:
+        return "Cancelling…"
+    if job.keep_requested:
+        return f"Stopping at {progress.iteration}/{progress.total}, keeping the result…"
+    if job.target.preview:
+        return "Previewing…"
     if progress.iteration == 0:
-        return "Starting the worker…" if job.cancel_deadline is None else "Cancelling…"
+        return "Starting the worker…"
     return f"{progress.iteration}/{progress.total} · ETA {duration(progress.eta_s)}"
 
 
@@ -49,12 +56,16 @@ def wrapped_label(layout: bpy.types.UILayout, text: str, icon: str) -> None:
 
 
 def draw_job(layout: bpy.types.UILayout) -> None:
-    """Stylize/Cancel, then progress, losses, preview and the last messages."""
+    """Stylize/Preview/Cancel (and Stop and Keep while a stylization runs), then progress, losses, preview and the
+    last messages."""
     job = stylize_session.SESSION.job
     row = layout.row(align=True)
     row.scale_y = 1.4
     row.operator("sos.stylize", icon='BRUSH_DATA')
+    row.operator("sos.preview", icon='HIDE_OFF')
     row.operator("sos.cancel", text="Cancel", icon='CANCEL')
+    if job is not None and not job.target.preview:
+        layout.operator("sos.stop_and_keep", icon='CHECKMARK')
     if job is not None:
         layout.progress(factor=job.progress.fraction, text=progress_text(job))
         if job.progress.style is not None:
@@ -104,6 +115,7 @@ class VIEW3D_PT_sos_stylize(SidebarPanel, bpy.types.Panel):
             row.prop(props, "orbit_count")
             row.operator("sos.add_orbit_cameras", text="Add Orbit Cameras", icon='OUTLINER_OB_CAMERA')
         draw_job(layout)
+        draw_mix(layout, context.view_layer.objects.active if context.view_layer else None)
 
 
 class VIEW3D_PT_sos_advanced(SidebarPanel, bpy.types.Panel):

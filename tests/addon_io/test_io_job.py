@@ -136,3 +136,48 @@ def test_an_engine_that_ignores_cancel_is_terminated(fake_python: Callable, tmp_
     monkeypatch.setattr(job_module, "CANCEL_GRACE_S", 0.2)
     job = run(tmp_path, engine(fake_python, [START], then="time.sleep(60)"), cancel_after=1)
     assert job.phase is job_module.Phase.CANCELLED and job.process.proc.returncode < 0
+
+
+def test_stop_and_keep_asks_the_engine_for_its_result_so_far_and_waits_for_it(fake_python: Callable, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cancel file appears whole, holding the protocol's keep word; the job sets no deadline (writing the
+    outputs takes what it takes) and ends done when the engine writes them."""
+    monkeypatch.setattr(job_module, "CANCEL_GRACE_S", 0.05)
+    python = engine(fake_python, [START], then=f"""\
+        while not os.path.exists({protocol.CANCEL_FILE!r}):
+            time.sleep(0.01)
+        text = open({protocol.CANCEL_FILE!r}).read()
+        time.sleep(0.5)  # longer than the cancel grace: a kept result is not cut short
+        print(json.dumps({{"event": "done", "ply": "out/stylized.ply", "report": "out/report.json",
+                          "text": "stopped at iteration 3 of 10 on request; wrote " + text}}), flush=True)
+        """)
+    target = job_module.JobTarget(object_uid=1, object_name="scan", scene_name="Scene")
+    job = job_module.StylizeJob(tmp_path, python, target)
+    deadline = time.monotonic() + TIMEOUT_S
+    while job.advance() is job_module.Phase.RUNNING:
+        if job.events and not job.keep_requested:
+            job.request_keep()
+            assert job.stopping and job.cancel_deadline is None
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.01)
+    assert job.phase is job_module.Phase.DONE and job.process.proc.returncode == 0
+    assert job.events[-1]["text"].endswith("wrote " + protocol.CANCEL_KEEP)
+
+
+def test_cancel_after_stop_and_keep_is_a_plain_cancel(fake_python: Callable, tmp_path: Path) -> None:
+    python = engine(fake_python, [START], then=f"""\
+        while not os.path.exists({protocol.CANCEL_FILE!r}) or open({protocol.CANCEL_FILE!r}).read():
+            time.sleep(0.01)
+        print(json.dumps({{"event": "cancelled", "iteration": 0, "text": "cancelled"}}), flush=True)
+        sys.exit({protocol.EXIT_CANCELLED})
+        """)
+    target = job_module.JobTarget(object_uid=1, object_name="scan", scene_name="Scene")
+    job = job_module.StylizeJob(tmp_path, python, target)
+    job.request_keep()
+    assert (tmp_path / protocol.CANCEL_FILE).read_text() == protocol.CANCEL_KEEP
+    job.request_cancel()
+    deadline = time.monotonic() + TIMEOUT_S
+    while job.advance() is job_module.Phase.RUNNING:
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.01)
+    assert job.phase is job_module.Phase.CANCELLED and (tmp_path / protocol.CANCEL_FILE).read_text() == ""

@@ -155,7 +155,8 @@ def test_stylize_a_blender_import_in_background_mode(worker_addon, tmp_path: Pat
     assert sum("is a Blender Gaussian splat" in m.text for m in messages if m.level == 'WARNING') == 1
     result = bpy.data.objects[f"{source.name} (stylized)"]
     assert result.type == 'MESH' and worker_addon.splats.objects.is_splat_object(result)
-    assert worker_addon.splats.display_nodes.is_native_display(result.modifiers[0])
+    nodes = worker_addon.splats.display_nodes
+    assert nodes.is_native_display(nodes.display_modifier(result))
     assert not source.visible_get() and source.hide_render
     clouds = evaluated_clouds(result)
     assert len(clouds) == 1 and clouds[0].type == 'GAUSSIAN_SPLAT' and len(clouds[0].points) == len(positions)

@@ -59,7 +59,9 @@ def test_stylize_in_background_mode_creates_the_stylized_object_and_cameras(work
     np.testing.assert_array_equal(positions(result), before["positions"])
     assert np.abs(raw_column(result, "f_dc_0") - before["f_dc_0"]).max() > 1e-3  # the colours changed
     np.testing.assert_allclose(np.array(result.matrix_world), before["matrix"], atol=1e-6)
-    assert result.modifiers[0].node_group == obj.modifiers[0].node_group
+    nodes = worker_addon.splats.display_nodes
+    assert nodes.display_modifier(result).node_group == nodes.display_modifier(obj).node_group
+    assert [m.name for m in result.modifiers] == ["Gaussian Splat Mix", "Gaussian Splat Display"]  # Mix first
     assert bpy.context.view_layer.objects.active == result
 
     # The original: hidden in viewport and render, data and transform untouched.
@@ -324,7 +326,7 @@ def test_panels_draw_settings_buttons_progress_and_preview(worker_addon, tmp_pat
     assert ("template_ID_preview", (bpy.context.scene.sos_stylize, "style_image"),
             {"open": "image.open", "rows": 3, "cols": 6}) in calls
     operators = [args[0] for name, args, _ in calls if name == "operator"]
-    assert operators == ["sos.stylize", "sos.cancel"]
+    assert operators == ["sos.stylize", "sos.preview", "sos.cancel"]
     props = [args[1] for name, args, _ in calls if name == "prop"]
     assert props == ["resolution", "iterations", "style_strength", "content_weight", "optimize", "statistics",
                      "preserve_colors", "stroke_scale", "detail", "max_gpu_mem_gib", "region_source",
@@ -337,6 +339,8 @@ def test_panels_draw_settings_buttons_progress_and_preview(worker_addon, tmp_pat
     job = session.SESSION.job
     run_ticks(session, lambda: job.progress.iteration >= 1 and session.SESSION.preview_seen >= 1)
     calls = draw(bpy.types.VIEW3D_PT_sos_stylize)
+    assert [args[0] for name, args, _ in calls if name == "operator"][-4:] == ["sos.stylize", "sos.preview",
+                                                                               "sos.cancel", "sos.stop_and_keep"]
     progress = [kwargs for name, _, kwargs in calls if name == "progress"]
     assert progress and progress[0]["text"].startswith(f"{job.progress.iteration}/100000 · ETA")
     assert any(name == "template_icon" for name, _, _ in calls)
