@@ -289,6 +289,7 @@ def stylize(
     steps = len(run.history) - run.start_iteration
     if steps and not cancelled:
         check_something_visible(run.scene, run.views, run.history[run.start_iteration:])
+    if steps:  # also a stopped run: its colours so far may be kept (Stop and Keep)
         run.scene.guard_geometry(len(run.history), last=True)
     t_end = time.perf_counter()
     timings = {"total_s": t_end - t_start, "loop_s": t_end - t_loop, "it_per_s": steps / max(t_end - t_loop, 1e-9),
