@@ -45,9 +45,8 @@ PreviewCallback = Callable[[int, torch.Tensor], None]
 class StylizeResult:
     """What ``stylize()`` returns (its docstring's Returns says what each field holds): the stylized scene
     (``splat``), one ``history`` record per iteration, whether it was ``cancelled``, the torch ``device`` and the
-    rasterizer (``backend``) that ran it, ``timings``, the ``densify`` report, the ``statistics`` used and
-    ``origin``: int32 [splat.count], the input row each row of ``splat`` descends from (with detail a split
-    Gaussian's children name their parent's row; left out, row i is input row i)."""
+    rasterizer (``backend``) that ran it, ``timings``, the ``densify`` report, the ``statistics`` used and the
+    input row of each row (``origin``; left out, row i is input row i)."""
 
     splat: SplatData
     history: list[dict]
@@ -175,10 +174,9 @@ class Stylization:
 
     def result(self, scene: SplatData, cancelled: bool, timings: dict) -> StylizeResult:
         """The stylized ``scene`` and what the run did."""
-        origin = self.scene.densifier.origin.cpu().numpy().astype(np.int32)
         return StylizeResult(self.scene.splat_data(scene), self.history, cancelled, str(self.device),
                              self.views.backend, timings, self.scene.densify_report(), self.objective.statistics,
-                             origin)
+                             self.scene.densifier.origin.cpu().numpy().astype(np.int32))
 
 
 def stylize(
@@ -282,7 +280,8 @@ def stylize(
             progress(progress_event(settings.iterations, record, it_per_s=rate,
                                     eta_s=(settings.iterations - done) / max(rate, 1e-9),
                                     densify_s=run.scene.densifier.seconds))
-        if preview is not None and _every(done, settings.preview_every, settings.iterations):
+        every = settings.preview_every
+        if preview is not None and every and (done % every == 0 or done == settings.iterations):  # and the last
             preview(done, run.preview_image())
         if path is not None and settings.checkpoint_every and done % settings.checkpoint_every == 0:
             run.save(path, inputs)
@@ -298,7 +297,3 @@ def stylize(
         timings["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
     return run.result(scene, cancelled, timings)
 
-
-def _every(done: int, period: int, last: int) -> bool:
-    """Whether iteration ``done`` is a multiple of ``period`` (0: never), or the last one."""
-    return bool(period) and (done % period == 0 or done == last)
