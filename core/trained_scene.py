@@ -156,7 +156,8 @@ class TrainedScene:
         """Tensors (whatever their count), optimizer and densification state, in tensors and plain data."""
         return {"params": {name: t.detach().cpu() for name, t in self.params.items()},
                 "optimizer": self.optimizer.state_dict(), "densify": self.densifier.state_dict(),
-                "geometry": {"frozen": self.frozen, "born": {name: t.cpu() for name, t in self.born.items()},
+                "geometry": {"frozen": self.frozen, "born": {name: t.cpu() for name, t in self.born.items()}
+                             if self.settings.moves_geometry else None,
                              "guard": self.guard.state_dict() if self.guard else None}}
 
     def load_state_dict(self, state: dict) -> None:
@@ -165,7 +166,8 @@ class TrainedScene:
         self.frozen = state["geometry"]["frozen"]
         if self.guard is not None:
             self.guard.load_state_dict(state["geometry"]["guard"])
-        self.born = {name: t.to(device) for name, t in state["geometry"]["born"].items()}
+        if state["geometry"]["born"] is not None:  # saved only where geometry learns (else the input's)
+            self.born = {name: t.to(device) for name, t in state["geometry"]["born"].items()}
         self.params = trainable(saved, self.settings.optimize, self.moves_geometry)
         self.optimizer = make_optimizer(self.params, self.settings.learning_rate, self.rates)
         self.optimizer.load_state_dict(state["optimizer"])
