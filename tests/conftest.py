@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -43,3 +45,35 @@ def bench_script() -> Callable[[str], ModuleType]:
         spec.loader.exec_module(module)
         return module
     return load
+
+
+@pytest.fixture
+def read_only():
+    """Makes a folder one the run cannot write into: chattr +i for root (who ignores permission bits), else
+    mode 0555; undone afterwards. Skips where neither works."""
+    undo = []
+
+    def make(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            try:
+                done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True, check=False)
+            except OSError as error:
+                pytest.skip(f"cannot make a folder read-only for root here (chattr: {error})")
+            if done.returncode:
+                pytest.skip(f"cannot make a folder read-only for root here ({done.stderr.strip()})")
+            undo.append(lambda: subprocess.run(["chattr", "-i", str(folder)], check=True))
+        else:
+            mode = folder.stat().st_mode
+            folder.chmod(0o555)
+            undo.append(lambda: folder.chmod(mode))
+        try:
+            (folder / "probe").touch()
+        except OSError:
+            return folder
+        (folder / "probe").unlink()
+        pytest.skip("this file system lets the test write into a read-only folder")
+
+    yield make
+    for step in reversed(undo):
+        step()

@@ -494,38 +494,6 @@ def test_existing_output_folder_is_left_as_it_was_on_refusal(tmp_path: Path, cap
 
 
 @pytest.fixture
-def read_only():
-    """Makes a folder one the run cannot write into: chattr +i for root (who ignores permission bits), else
-    mode 0555; undone afterwards. Skips where neither works."""
-    undo = []
-
-    def make(folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            try:
-                done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True, check=False)
-            except OSError as error:
-                pytest.skip(f"cannot make a folder read-only for root here (chattr: {error})")
-            if done.returncode:
-                pytest.skip(f"cannot make a folder read-only for root here ({done.stderr.strip()})")
-            undo.append(lambda: subprocess.run(["chattr", "-i", str(folder)], check=True))
-        else:
-            mode = folder.stat().st_mode
-            folder.chmod(0o555)
-            undo.append(lambda: folder.chmod(mode))
-        try:
-            (folder / "probe").touch()
-        except OSError:
-            return folder
-        (folder / "probe").unlink()
-        pytest.skip("this file system lets the test write into a read-only folder")
-
-    yield make
-    for step in reversed(undo):
-        step()
-
-
-@pytest.fixture
 def small_volume(tmp_path: Path):
     """A 64 KiB tmpfs (the outputs of a 150-Gaussian run take more); skips where mounting is not allowed."""
     mount = tmp_path / "volume"

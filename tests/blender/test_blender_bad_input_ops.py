@@ -107,19 +107,10 @@ def test_stylize_with_a_bad_painting_reports_one_line_and_changes_nothing(tree_w
 
 
 @pytest.fixture
-def locked_output_worker(tree_worker, tmp_path: Path):
+def locked_output_worker(tree_worker, tmp_path: Path, read_only):
     """This checkout's engine, started by a worker Python that first makes the job's output folder one nothing can
     be written into (chattr +i as root, who ignores permission bits; mode 0555 otherwise); undone afterwards."""
-    if os.geteuid() == 0:
-        probe = tmp_path / "probe"
-        probe.mkdir()
-        try:
-            done = subprocess.run(["chattr", "+i", str(probe)], capture_output=True, text=True, check=False)
-        except OSError as error:
-            pytest.skip(f"cannot make a folder read-only for root here (chattr: {error})")
-        if done.returncode:
-            pytest.skip(f"cannot make a folder read-only for root here ({done.stderr.strip()})")
-        subprocess.run(["chattr", "-i", str(probe)], check=True)
+    read_only(tmp_path / "probe")  # skips where this machine cannot make a read-only folder
     log = tmp_path / "locked_folders.txt"
     engine = str(bpy.context.preferences.addons[tree_worker.__name__].preferences.worker_python)
     shim = tmp_path / "locking_python"
