@@ -151,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         columns.append((label, [judge.render(g, i)[0].cpu() for i in shown]))
         print_run(run, flush=True)
         write_json(args.out / "quality.json", report)
-    with atomic_write(args.out / "contact_sheet.jpg") as stream:
-        contact_sheet(columns, args.sheet_cell).save(stream, format="JPEG", quality=90)
-    write_json(args.out / "quality.json", report)
+        # After every run, so that a run cut short by a time limit still leaves what it finished.
+        with atomic_write(args.out / "contact_sheet.jpg") as stream:
+            contact_sheet(columns, args.sheet_cell).save(stream, format="JPEG", quality=90)
     return 0
 
 
