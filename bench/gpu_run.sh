@@ -8,6 +8,7 @@
 #   cudnn: 1080p and 4K steps with and without cuDNN autotuning
 #   quality: bench/quality.py for each "scene:painting" in $QUALITY_RUNS with $QUALITY_VARIANTS (1920 px, 600 it.)
 #   detail:  bench/densify.py for each "scene:painting" in $DETAIL_RUNS at $DETAIL_RES with $DETAIL_VARIANTS
+#   preview: bench/preview_time.py on flowers and guitar       speed: bench/speed.py on flowers ($SPEED_ARGS)
 # Usage: bench/gpu_run.sh STAGE [STAGE...]
 set -uo pipefail
 stages=" $* "
@@ -72,6 +73,17 @@ if [[ $stages == *" detail "* ]]; then
       --variants "${DETAIL_VARIANTS:-}" --out "$RES/detail_${scene}_${DETAIL_RES:-3840}" \
       2>&1 | grep -v Warn | tee -a "$RES/detail.log"
   done
+fi
+if [[ $stages == *" preview "* ]]; then
+  for scene in flowers guitar; do
+    echo "$scene: $(python3 bench/preview_time.py --scene "$DATA/$scene" --style "$STYLE" 2>&1 | grep -v Warn)" \
+      | tee -a "$RES/preview_time.log"
+  done
+fi
+if [[ $stages == *" speed "* ]]; then
+  mkdir -p "$RES/speed"
+  python3 bench/speed.py --scene "$DATA/flowers" --style "$STYLE" ${SPEED_ARGS:-} --out "$RES/speed" \
+    2>&1 | grep -v Warn | tee "$RES/speed/speed.log"
 fi
 if [[ $stages == *" job "* ]]; then
     # The add-on's scene.ply is byte-identical to flowers (checked with cmp before carrying), so it is not carried.
