@@ -14,7 +14,7 @@ import torch
 from core import planner, sos
 from core.device import memory_budget
 from core.colour_transfer import ColourMoments, match_colours
-from core.loss_terms import total_variation
+from core.loss_terms import EDGE_ENERGY_FLOOR, edge_difference, edge_map, mean_square, total_variation
 from core.gaussians import Gaussians
 from core.views import Survey, Views, survey
 from core.vgg import VGG19Features
@@ -98,8 +98,9 @@ class Objective:
 
     @property
     def needs_content(self) -> bool:
-        """Whether a view's capture targets are needed (a content term, or the relative balance's units)."""
-        return self.settings.content_weight > 0 or self.relative
+        """Whether a view's capture targets are needed (a content term, the relative balance's units, or the edge
+        term's reference)."""
+        return self.settings.content_weight > 0 or self.relative or self.settings.edges > 0
 
     def coverage(self, selected: torch.Tensor, alpha: torch.Tensor) -> sos.Coverage | None:
         """Object statistics' weights: ``selected`` (the region's coverage, or the alpha) for style, ``alpha`` for
@@ -121,7 +122,9 @@ class Objective:
     def content_targets(self, capture: torch.Tensor, coverage: sos.Coverage | None) -> sos.ContentTargets:
         """A view's targets from the capture's render of it [1, 3, H, W]: relu4_2 features (of the capture
         recoloured to the painting's palette with ``content_colours`` "painting"), the units of the relative
-        balance, and with smoothness on the capture's grain."""
+        balance, with smoothness on the capture's grain, and with edges on the edge map of the same image the
+        content term compares with (the recoloured capture's edges have the painting's lightness contrast, so the
+        term asks for the capture's edges, not its tones) and its mean square over ``coverage``."""
         style, plan = self.style_targets(*capture.shape[-2:])
         weights = None if coverage is None else coverage.content
         with torch.no_grad():
@@ -135,12 +138,16 @@ class Objective:
                                                 autocast_bf16=self.autocast)
             if self.settings.smoothness > 0:
                 targets.grain = float(total_variation(capture, weights)[0])
+            if self.settings.edges > 0:
+                targets.edges = edge_map(reference).float()
+                targets.edge_energy = float(mean_square(targets.edges, weights))
             return targets
 
     def gradient(self, image: torch.Tensor, coverage: sos.Coverage | None,
                  content: sos.ContentTargets | None) -> tuple[torch.Tensor, dict[str, float]]:
         """dL/dimage [1, 3, H, W] of a render of a view whose capture targets are ``content``, and the terms
-        (with smoothness on, ``tv``: the total variation term, added once at full resolution)."""
+        (with smoothness on, ``tv``: the total variation term; with edges on, ``edges``: the edge term; each added
+        once at full resolution)."""
         style, plan = self.style_targets(*image.shape[-2:])
         weights = sos.relative_weights(self.weights, style, content) if self.relative else self.weights
         grad, terms = sos.sos_gradient(self.vgg, image.detach(), style, content, weights, coverage=coverage,
@@ -151,6 +158,12 @@ class Objective:
             grad += scale * tv_grad
             terms["tv"] = scale * float(tv)
             terms["total"] += terms["tv"]
+        if self.settings.edges > 0:
+            scale = self.settings.edges / (max(content.edge_energy, EDGE_ENERGY_FLOOR) if self.relative else 1.0)
+            error, error_grad = edge_difference(image, content.edges, None if coverage is None else coverage.content)
+            grad += scale * error_grad.to(grad.dtype)
+            terms["edges"] = scale * float(error)
+            terms["total"] += terms["edges"]
         return grad, terms
 
     def _painting_colours(self) -> tuple[torch.Tensor, torch.Tensor]:

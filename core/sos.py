@@ -10,8 +10,8 @@ core.loss_terms). Statistics are over the whole frame, or weighted by the render
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +56,9 @@ class ContentTargets:
     `features`: relu4_2 features (float32 or wider). With the style targets at hand also `style_distance`, the
     capture's own SGSST style distance from the painting, and `energy`, the (weighted) mean of F_c² on relu4_2:
     the units of the relative balance; `grain`, the capture's total variation at full resolution (the unit of the
-    smoothness term), where it is used.
+    smoothness term), where it is used; `edges`, the edge map [1, 1, H, W] of the image the content term compares
+    with at full resolution (core.loss_terms.edge_map, float32: 4 bytes a pixel against relu4_2's 43), and
+    `edge_energy`, its (weighted) mean square (the unit of the edge term), where the edge term is on.
     """
 
     sizes: list[tuple[int, int]]
@@ -64,6 +66,14 @@ class ContentTargets:
     style_distance: list[float] | None = None
     energy: list[float] | None = None
     grain: float | None = None
+    edges: torch.Tensor | None = None
+    edge_energy: float | None = None
+
+    def moved(self, move: Callable[[torch.Tensor], torch.Tensor]) -> ContentTargets:
+        """These targets with each tensor (the features, the edge map) passed through ``move``: to host memory
+        and back."""
+        return replace(self, features=[move(f) for f in self.features],
+                       edges=None if self.edges is None else move(self.edges))
 
 
 @dataclass

@@ -5,7 +5,7 @@ survey of the capture (what auto statistics and colour preservation read).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 
@@ -84,11 +84,11 @@ class Views:
         if i not in self._content:
             targets = build(i)
             if self.offload:
-                targets = replace(targets, features=[f.cpu().pin_memory() for f in targets.features])
+                targets = targets.moved(lambda t: t.cpu().pin_memory())
             self._content[i] = targets
         targets = self._content[i]
         if targets.features[0].device != self.device:
-            targets = replace(targets, features=[f.to(self.device, non_blocking=True) for f in targets.features])
+            targets = targets.moved(lambda t: t.to(self.device, non_blocking=True))
         return targets
 
 

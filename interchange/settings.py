@@ -149,6 +149,11 @@ class StylizeSettings:
         0.0, label="Smoothness", low=0.0, soft=(0.0, 10.0), digits=2,
         help="weight of the render's total variation (its grain), relative to the capture's with balance "
              "relative: higher values give smoother paint with fewer speckles (0: off)")
+    edges: float = setting(
+        0.0, label="Edges", low=0.0, soft=(0.0, 10.0), digits=2,
+        help="how strongly the painted views keep the capture's fine edges (eyes, lettering, outlines), relative to "
+             "the capture's own edges with balance relative: higher values keep small features recognisable under "
+             "the paint (0: off)")
     init: str = setting(
         "capture", label="Start From",
         choices=(("capture", "Capture", "The optimisation starts from the capture's colours"),

@@ -1,5 +1,7 @@
-"""Issue 19's loss terms: the smoothness (total variation) term and content against the capture recoloured to the
-painting's palette; each against a plain reference."""
+"""Issue 19's loss terms: the smoothness (total variation) term, the edge term, and content against the capture
+recoloured to the painting's palette; each against a plain reference."""
+
+import math
 
 import pytest
 import torch
@@ -8,7 +10,8 @@ from core import sos
 from core.cameras import orbit_cameras
 from core.colour_transfer import ColourMoments, match_colours
 from core.demo import demo_scene, demo_style
-from core.loss_terms import TV_EPSILON, LossWeights, total_variation
+from core.loss_terms import (EDGE_SIGMAS, LUMINANCE, TV_EPSILON, LossWeights, edge_difference, edge_map, mean_square,
+                              total_variation)
 from core.objective import Objective
 from core.stylization import StylizeSettings, stylize
 from core.vgg import load_vgg19
@@ -140,3 +143,110 @@ def test_content_colours_painting_keeps_structure_without_holding_the_palette(sc
 
 def test_loss_weights_default_unchanged():
     assert LossWeights().content_weight == 1.0
+
+
+def normalised_blur_matrix(length: int, sigma: float) -> torch.Tensor:
+    """The definition of one axis of the edge map's blur as a matrix: row i is the Gaussian around i, cut at 3σ and
+    at the frame, divided by its sum."""
+    radius = math.ceil(3 * sigma)
+    offsets = torch.arange(length, dtype=torch.float64)
+    distance = offsets[None, :] - offsets[:, None]
+    kernel = torch.exp(-0.5 * (distance / sigma) ** 2) * (distance.abs() <= radius)
+    return kernel / kernel.sum(1, keepdim=True)
+
+
+def reference_edge_map(image: torch.Tensor) -> torch.Tensor:
+    """E(x) = B_σ1 Y B_σ1ᵀ − B_σ2 Y B_σ2ᵀ by autograd-able matrix products, Y the Rec. 709 luminance."""
+    luminance = torch.einsum("c,chw->hw", torch.tensor(LUMINANCE, dtype=image.dtype), image[0])
+    height, width = luminance.shape
+    blurred = [normalised_blur_matrix(height, s) @ luminance @ normalised_blur_matrix(width, s).T for s in EDGE_SIGMAS]
+    return (blurred[0] - blurred[1])[None, None]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("size", [(17, 23), (5, 4)], ids=["17x23", "under-the-kernel"])
+def test_edge_difference_and_its_gradient_match_autograd(weighted, size):
+    generator = torch.Generator().manual_seed(7)
+    image = torch.rand(1, 3, *size, generator=generator, dtype=torch.float64)
+    reference = reference_edge_map(torch.rand(1, 3, *size, generator=generator, dtype=torch.float64))
+    weights = torch.rand(1, 1, *size, generator=generator, dtype=torch.float64) if weighted else None
+    torch.testing.assert_close(edge_map(image), reference_edge_map(image), rtol=1e-10, atol=1e-12)
+    value, grad = edge_difference(image, reference, weights)
+    leaf = image.clone().requires_grad_(True)
+    w = torch.ones(1, 1, *size, dtype=torch.float64) if weights is None else weights
+    expected = (w * (reference_edge_map(leaf) - reference) ** 2).sum() / w.sum()
+    expected.backward()
+    assert value.dtype == grad.dtype == torch.float64
+    torch.testing.assert_close(value, expected.detach(), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(grad, leaf.grad, rtol=1e-8, atol=1e-14)
+
+
+def test_edge_map_sees_lightness_edges_only():
+    """No edges in a flat image (up to the border: the blur is normalised there) nor where only the chroma changes
+    (equal Rec. 709 luminance); a lightness step has them on both sides."""
+    flat = torch.full((1, 3, 12, 16), 0.4, dtype=torch.float64)
+    torch.testing.assert_close(edge_map(flat), torch.zeros(1, 1, 12, 16, dtype=torch.float64), rtol=0, atol=1e-12)
+    chroma = flat.clone()
+    chroma[0, :, :, 8:] = torch.tensor([0.4 + 0.0722, 0.4, 0.4 - 0.2126], dtype=torch.float64)[:, None, None]
+    assert float(edge_map(chroma).abs().max()) < 1e-12
+    step = flat.clone()
+    step[..., 8:] = 0.9
+    edges = edge_map(step)[0, 0, 6]
+    assert edges[7] < -0.04 and edges[8] > 0.04
+    torch.testing.assert_close(edges, -edges.flip(0))  # the step is centred: dark side mirrors the light side
+    assert float(edges[[0, 1, -2, -1]].abs().max()) < 1e-12  # beyond the wider kernel's 6 px: nothing
+
+
+def test_edge_difference_is_zero_at_the_reference():
+    image = torch.rand(1, 3, 20, 30, generator=torch.Generator().manual_seed(2))
+    value, grad = edge_difference(image, edge_map(image))
+    assert float(value) == 0.0 and not grad.any()
+
+
+def test_content_targets_keep_the_edge_map_only_with_edges_on_and_move_it_with_the_features():
+    vgg = load_vgg19()
+    painting = demo_style(48).permute(2, 0, 1)[None]
+    capture = 0.2 + 0.5 * torch.rand(1, 3, RES, RES, generator=torch.Generator().manual_seed(4))
+    alpha = torch.zeros(1, 1, RES, RES)
+    alpha[..., 8:32, 10:30] = 1.0
+    coverage = sos.Coverage.of_alpha(alpha)
+    plain = Objective(vgg, painting, StylizeSettings(), "object").content_targets(capture, coverage)
+    assert plain.edges is None and plain.edge_energy is None
+    targets = Objective(vgg, painting, StylizeSettings(edges=1.0), "object").content_targets(capture, coverage)
+    assert targets.edges.dtype == torch.float32
+    torch.testing.assert_close(targets.edges, edge_map(capture))
+    assert targets.edge_energy == pytest.approx(float(mean_square(edge_map(capture), alpha)), rel=1e-6)
+    moved = targets.moved(lambda t: t.double())
+    assert moved.edges.dtype == torch.float64 and all(f.dtype == torch.float64 for f in moved.features)
+
+
+def test_edges_term_is_relative_to_the_capture_s_own_edges():
+    """With balance relative the term is edges · L(render) / (the capture's mean squared edge map): 0 at the capture
+    itself, and ``edges`` for a render with no edges at all (an error as large as the capture's edges)."""
+    vgg = load_vgg19()
+    painting = demo_style(48).permute(2, 0, 1)[None]
+    capture = 0.2 + 0.5 * torch.rand(1, 3, RES, RES, generator=torch.Generator().manual_seed(6))
+    objective = Objective(vgg, painting, StylizeSettings(edges=3.0), "frame")
+    targets = objective.content_targets(capture, None)
+    at_capture = objective.gradient(capture, None, targets)[1]
+    flat = objective.gradient(torch.full_like(capture, 0.5), None, targets)[1]
+    assert at_capture["edges"] == 0.0
+    assert flat["edges"] == pytest.approx(3.0, rel=1e-5)
+
+
+def test_edges_add_a_term_that_is_zero_at_the_first_step(scene, camera):
+    """The first step renders the capture itself: the term is in the history and 0, nothing else changes."""
+    plain = stylize(scene, demo_style(64), camera, settings()).history[0]
+    edged = stylize(scene, demo_style(64), camera, settings(edges=5.0)).history[0]
+    assert "edges" not in plain and edged["edges"] == pytest.approx(0.0, abs=1e-9)
+    assert edged["total"] == pytest.approx(plain["total"], rel=1e-5)
+
+
+def test_edges_keep_the_result_s_edges_closer_to_the_capture_s(scene, camera):
+    painting = demo_style(64)
+    capture = render_view(scene, camera[0])
+    errors = []
+    for edges in (0.0, 50.0):
+        result = stylize(scene, painting, camera, settings(iterations=8, edges=edges))
+        errors.append(float(mean_square(edge_map(render_view(result.splat, camera[0])) - edge_map(capture))))
+    assert errors[1] < 0.5 * errors[0]  # measured: 7.8e-5 against 3.4e-4
