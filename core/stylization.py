@@ -32,7 +32,7 @@ from core.regions import region_tensor
 from core.renderer import pick_backend
 from core.trained_scene import TrainedScene, geometry_rates
 from core.vgg import load_vgg19
-from core.views import Views, image_and_alpha, survey_cameras
+from core.views import CONTENT_BYTES_PER_PX, EDGE_BYTES_PER_PX, Views, image_and_alpha, survey_cameras
 from interchange.ply import SplatData
 from interchange.protocol import progress_event
 from interchange.settings import START_FROM_PREVIEW, StylizeSettings
@@ -77,8 +77,9 @@ class Stylization:
         background = torch.tensor(settings.background, dtype=torch.float32, device=device)
         budget = memory_budget(device, settings.max_gpu_mem_gib)
         backend = pick_backend(device, settings.backend)
+        target_bytes = CONTENT_BYTES_PER_PX + (EDGE_BYTES_PER_PX if settings.edges > 0 else 0)
         self.views = Views([c.with_long_side(settings.resolution) for c in cameras], device, backend, background,
-                           budget)
+                           budget, target_bytes)
         guard = GeometryGuard(original, self.views) if settings.moves_geometry else None
         self.scene = TrainedScene(original, settings, geometry_rates(settings, cameras), budget, region, guard)
         surveyed = Views(survey_cameras(cameras, settings.resolution), device, backend, background)

@@ -19,6 +19,8 @@ from interchange.ply import SplatData
 
 CONTENT_BYTES_PER_PX = 512 * 4 / 64 * 4 / 3
 """relu4_2 targets: 512 float32 channels at 1/8 resolution over a pyramid adding a third: ≈ 43 bytes per pixel."""
+EDGE_BYTES_PER_PX = 4
+"""The edges term's reference: one float32 plane at full resolution."""
 SURVEY_VIEWS = 4
 SURVEY_SIDE = 256
 """The start-up survey (auto statistics' coverage, colour preservation's and the preview's colours) renders at
@@ -35,17 +37,17 @@ class Views:
     """The render cameras with their per-view content targets, computed once per view on first use.
 
     ``memory_budget``: the run's GPU memory (core.device.memory_budget; None: unlimited). When all views' targets
-    would take more than ``CONTENT_CACHE_SHARE`` of it, they wait in host memory and are copied in when their view
-    comes up.
+    (``target_bytes_per_px`` each) would take more than ``CONTENT_CACHE_SHARE`` of it, they wait in host memory and
+    are copied in when their view comes up.
     """
 
     def __init__(self, cameras: list[Camera], device: torch.device, backend: str, background: torch.Tensor,
-                 memory_budget: float | None = None):
+                 memory_budget: float | None = None, target_bytes_per_px: float = CONTENT_BYTES_PER_PX):
         self.cameras = cameras
         self.device = device
         self.backend = backend
         self.background = background
-        total = sum(CONTENT_BYTES_PER_PX * c.width * c.height for c in cameras)
+        total = sum(target_bytes_per_px * c.width * c.height for c in cameras)
         self.offload = memory_budget is not None and total > CONTENT_CACHE_SHARE * memory_budget
         self.viewmats = [torch.as_tensor(c.viewmat, dtype=torch.float32, device=device) for c in cameras]
         self.Ks = [torch.as_tensor(c.K(), dtype=torch.float32, device=device) for c in cameras]

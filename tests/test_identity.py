@@ -15,6 +15,7 @@ from core.loss_terms import (EDGE_SIGMAS, LUMINANCE, TV_EPSILON, LossWeights, ed
 from core.objective import Objective
 from core.stylization import StylizeSettings, stylize
 from core.vgg import load_vgg19
+from core.views import CONTENT_BYTES_PER_PX, CONTENT_CACHE_SHARE, EDGE_BYTES_PER_PX, Views
 
 RES = 40
 
@@ -218,6 +219,14 @@ def test_content_targets_keep_the_edge_map_only_with_edges_on_and_move_it_with_t
     assert targets.edge_energy == pytest.approx(float(mean_square(edge_map(capture), alpha)), rel=1e-6)
     moved = targets.moved(lambda t: t.double())
     assert moved.edges.dtype == torch.float64 and all(f.dtype == torch.float64 for f in moved.features)
+
+
+def test_the_edge_map_counts_toward_the_content_targets_memory(camera):
+    """A budget whose share just holds the VGG targets keeps them on the device, not once the edge map is added."""
+    share = (CONTENT_BYTES_PER_PX + EDGE_BYTES_PER_PX / 2) * RES * RES
+    args = (camera, torch.device("cpu"), "torch", torch.zeros(3), share / CONTENT_CACHE_SHARE)
+    assert not Views(*args).offload
+    assert Views(*args, CONTENT_BYTES_PER_PX + EDGE_BYTES_PER_PX).offload
 
 
 def test_edges_term_is_relative_to_the_capture_s_own_edges():
