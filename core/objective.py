@@ -7,6 +7,8 @@ statistics weigh every pixel by what the scene, or its region, covers.
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +54,7 @@ class StartUp:
     painting: torch.Tensor
     statistics: str
     moments: ColourMoments | None
+    """None when nothing needed a survey, or the survey saw none of the scene."""
 
 
 def survey_decisions(settings: StylizeSettings, painting: torch.Tensor, capture: Gaussians, views: Views,
@@ -64,7 +67,11 @@ def survey_decisions(settings: StylizeSettings, painting: torch.Tensor, capture:
         found = survey(capture, views, region)
     statistics = choose_statistics(settings, found, region is not None)
     moments = None if found is None else found.colours[statistics]
-    if settings.preserve_colors:
+    if moments is not None and float(moments.mass) <= 0:
+        warnings.warn("the scene covers none of the start-up survey's views: its colours start from the capture and "
+                      "are not preserved", stacklevel=2)
+        moments = None
+    if settings.preserve_colors and moments is not None:
         painting = match_colours(painting, *moments.mean_covariance())
     return StartUp(painting, statistics, moments)
 
@@ -129,7 +136,8 @@ class Objective:
         weights = None if coverage is None else coverage.content
         with torch.no_grad():
             reference = capture
-            if self.settings.content_colours == "painting":
+            # A view that sees none of the scene has no colours to move (and no content weight with object statistics).
+            if self.settings.content_colours == "painting" and (weights is None or bool(weights.any())):
                 pixels = capture[0].permute(1, 2, 0)
                 matched = match_colours(pixels, *self._painting_colours(), None if weights is None else weights[0, 0])
                 reference = matched.permute(2, 0, 1).unsqueeze(0)

@@ -66,5 +66,7 @@ def preview_scene(scene: SplatData, painting: torch.Tensor, cameras: list[Camera
     views = Views(survey_cameras(cameras, settings.resolution), device, backend,
                   torch.tensor(settings.background, dtype=torch.float32, device=device))
     start = survey_decisions(replace(settings, init=START_FROM_PREVIEW), painting, capture, views, region)
+    if start.moments is None:  # the survey saw none of the scene (survey_decisions warned): nothing to map
+        return scene, start.statistics, str(device), backend
     dc, rest = preview_colours(capture, start.painting, start.moments, region)
     return replace(capture, sh_dc=dc, sh_rest=rest).to_splat_data(scene), start.statistics, str(device), backend

@@ -94,7 +94,7 @@ class Stylization:
         """The loss, with the statistics and painting a survey of the capture (``surveyed``) decides; with
         ``init`` "preview" the colours start from the closed-form preview (core.preview)."""
         start = survey_decisions(self.settings, painting, self.scene.original, surveyed, self.scene.region)
-        if self.settings.init == START_FROM_PREVIEW:
+        if self.settings.init == START_FROM_PREVIEW and start.moments is not None:
             self.scene.start_from(*preview_colours(self.scene.original, start.painting, start.moments))
         reserve = densify.reserved_bytes(self.scene.densifier.input_count, self.scene.densifier.limit)
         return Objective(vgg, start.painting.permute(2, 0, 1).unsqueeze(0).to(self.device), self.settings,

@@ -116,7 +116,8 @@ class Survey:
 
 def survey_cameras(cameras: list[Camera], resolution: int) -> list[Camera]:
     """The cameras the start-up survey renders: at most SURVEY_VIEWS, at most SURVEY_SIDE px."""
-    chosen = [cameras[i * len(cameras) // SURVEY_VIEWS] for i in range(min(SURVEY_VIEWS, len(cameras)))]
+    count = min(SURVEY_VIEWS, len(cameras))
+    chosen = [cameras[i * len(cameras) // count] for i in range(count)]
     return [c.with_long_side(min(resolution, SURVEY_SIDE)) for c in chosen]
 
 

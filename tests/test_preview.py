@@ -1,6 +1,8 @@
 """Issue 22's instant preview: a colour-space WCT applied exactly to the SH coefficients, as a result (0 iterations)
 and as the optimisation's start (init="preview")."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from core.gaussians import Gaussians
 from core.preview import preview_colours
 from core.renderer import render
 from core.stylization import StylizeSettings, stylize
+from core.views import survey_cameras
 
 RES = 40
 
@@ -82,7 +85,8 @@ def test_a_region_takes_the_preview_by_its_weight(scene, cameras):
 
 
 def test_zero_iterations_from_the_capture_return_the_capture(scene, cameras):
-    result = stylize(scene, demo_style(48), cameras, StylizeSettings(iterations=0, resolution=RES, device="cpu"))
+    result = stylize(scene, demo_style(48), cameras, StylizeSettings(iterations=0, init="capture", resolution=RES,
+                                                                       device="cpu"))
     assert result.splat.vertices.tobytes() == scene.vertices.tobytes()
 
 
@@ -96,3 +100,21 @@ def test_init_preview_starts_the_optimisation_from_the_preview(scene, cameras):
     np.testing.assert_allclose(stepped.splat.sh_dc(), preview.sh_dc(), atol=2e-6, rtol=0)
     assert not np.allclose(preview.sh_dc(), scene.sh_dc(), atol=1e-3)
     assert stepped.history[0]["content"] > 0  # the preview differs from the capture the content term compares with
+
+
+def test_the_survey_spreads_over_fewer_cameras_than_it_may_render(cameras):
+    """With fewer cameras than SURVEY_VIEWS every camera is surveyed once (each may be the only one that sees the
+    scene); with more, they are spread evenly over the list."""
+    assert [c.name for c in survey_cameras(cameras[:2], RES)] == [cameras[0].name, cameras[1].name]
+    many = orbit_cameras(np.zeros((1, 3)), count=8, width=RES, height=RES)
+    assert [c.name for c in survey_cameras(many, RES)] == [many[i].name for i in (0, 2, 4, 6)]
+
+
+def test_a_preview_of_a_scene_no_survey_view_sees_is_the_capture_with_one_warning(scene, cameras):
+    """Cameras that all look away: nothing to take colours from, so the preview start falls back to the capture and
+    says so once, instead of failing."""
+    away = [replace(c, viewmat=np.diag([-1.0, 1.0, -1.0, 1.0]) @ c.viewmat) for c in cameras]
+    with pytest.warns(UserWarning, match="covers none of the start-up survey's views") as caught:
+        result = stylize(scene, demo_style(48), away, StylizeSettings(iterations=0, resolution=RES, device="cpu"))
+    assert len([w for w in caught if "survey" in str(w.message)]) == 1
+    assert result.splat.vertices.tobytes() == scene.vertices.tobytes()
