@@ -43,8 +43,10 @@ from interchange.ply import SplatData, read_ply  # noqa: E402
 from interchange.settings import BY_NAME  # noqa: E402
 
 CAMERA_NAMES = ("cameras.json", "orbit_cameras.json")
-BASELINE = {"statistics": "frame", "balance": "sgsst", "style_strength": 1.0, "learning_rate": 0.05}
-"""SGSST's released weights: the default before object statistics and the relative balance (lr 0.05)."""
+BASELINE = {"statistics": "frame", "balance": "sgsst", "style_strength": 1.0, "content_weight": 1.0,
+            "content_colours": "capture", "init": "capture", "learning_rate": 0.05}
+"""SGSST's released weights: the default before object statistics, the relative balance, structure against the
+recoloured capture and the preview start (lr 0.05)."""
 
 
 def parse_variants(text: str | None) -> list[tuple[str, dict]]:

@@ -103,12 +103,15 @@ class StylizeSettings:
         help="optimisation steps, one random view each")
     style_strength: float = setting(
         30.0, label="Style Strength", low=0.0, soft=(0.0, 100.0), group=MAIN, digits=1,
-        help="how far the result moves from the capture toward the painting: 0 keeps the capture, 30 (measured on "
+        help="how far the result moves toward the painting's strokes: 0 adds none (the result is then close to the "
+             "instant preview; the capture itself with init and structure colours capture), 30 (measured on "
              "an object and a full scene) paints it while outlines, edges and large shapes stay "
              "recognisable, lower values keep more of the capture (with balance relative)")
     content_weight: float = setting(
-        1.0, label="Content Weight", low=0.0, soft=(0.0, 10.0), group=MAIN,
-        help="how strongly the stylized views keep the original's structure")
+        5.0, label="Keep Structure", low=0.0, soft=(0.0, 20.0), group=MAIN,
+        help="how strongly faces, lettering and outlines are kept under the paint: 5 (measured on a portrait, an "
+             "object and a full scene) keeps eyes and mouths readable, 0 lets the painting take over (SGSST: 1 with "
+             "capture structure colours)")
     optimize: str = setting(
         "color", label="Optimize", choices=OPTIMIZE_CHOICES, group=MAIN,
         help="what is optimised: color (SH DC colours), sh (all SH bands) or sh+opacity (SH and opacity)")
@@ -139,7 +142,7 @@ class StylizeSettings:
         help="GiB of GPU memory the style loss may use, above which it is computed in tiles (unset, or 0 in the "
              "add-on: as much as is free)")
     content_colours: str = setting(
-        "capture", label="Structure Colours",
+        "painting", label="Structure Colours",
         choices=(("capture", "Capture", "The content term compares with the capture as it is (SGSST)"),
                  ("painting", "Painting", "The content term compares with the capture recoloured to the painting's "
                                           "palette: structure is kept without holding the capture's colours")),
@@ -155,7 +158,7 @@ class StylizeSettings:
              "the capture's own edges with balance relative: higher values keep small features recognisable under "
              "the paint (0: off)")
     init: str = setting(
-        "capture", label="Start From",
+        START_FROM_PREVIEW, label="Start From",
         choices=(("capture", "Capture", "The optimisation starts from the capture's colours"),
                  (START_FROM_PREVIEW, "Preview", "The optimisation starts from the instant preview: the capture with "
                                                  "the "

@@ -639,7 +639,7 @@ def test_accepted_with_documented_warnings(name: str, tmp_path: Path, capsys) ->
 
 
 @pytest.mark.parametrize("option, value, named", [("--style-strength", "1e38", "style strength 1e+38"),
-                                                  ("--content-weight", "1e38", "content weight 1e+38")])
+                                                  ("--content-weight", "1e38", "keep structure 1e+38")])
 def test_divergence_stops_the_run_and_writes_no_result(option, value, named, tmp_path: Path, capsys) -> None:
     write_case(tmp_path, Case())
     before = snapshot(tmp_path)

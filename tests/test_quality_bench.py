@@ -33,7 +33,8 @@ def test_sweep_writes_numbers_and_a_contact_sheet(quality, tmp_path):
     out = tmp_path / "out"
     assert quality.main(["--scene", str(tmp_path), "--style", str(tmp_path / "painting.png"), "--out", str(out),
                          "--resolution", "32", "--iterations", "3", "--variants",
-                         "untouched:style_strength=0;default:;smooth:smoothness=2", "--baseline", "--device", "cpu",
+                         "untouched:style_strength=0,init=capture,content_colours=capture;default:;smooth:smoothness=2",
+                         "--baseline", "--device", "cpu",
                          "--sheet-views", "0,1", "--sheet-cell", "32", "--min-short-side", "16"]) == 0
     report = json.loads((out / "quality.json").read_text())
     assert [run["label"] for run in report["runs"]] == ["SGSST weights", "untouched", "default", "smooth"]
@@ -42,7 +43,7 @@ def test_sweep_writes_numbers_and_a_contact_sheet(quality, tmp_path):
     assert capture["mean"]["content_frame"] == 0 and capture["mean"]["style_object"] > 0
     assert capture["mean"]["spill"] == 0 and capture["mean"]["lost"] == 0 and capture["mean"]["sw_object"] > 0
     for run in report["runs"]:
-        untouched = run["settings"]["style_strength"] == 0  # strength 0: the result is the capture
+        untouched = run["settings"]["style_strength"] == 0  # strength 0 from the capture: the result is the capture
         assert (run["ratios"]["style_frame"] == pytest.approx(1.0, abs=1e-6)) == untouched, run["label"]
         assert (run["ratios"]["sw_object"] == pytest.approx(1.0, abs=1e-6)) == untouched, run["label"]
         assert (run["mean"]["content_frame"] == 0) == untouched, run["label"]

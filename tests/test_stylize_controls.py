@@ -35,7 +35,7 @@ def test_object_statistics_are_weighted_by_the_render_alpha(scene, camera):
     """The first iteration's style term is the loss of the capture with its own alpha as coverage."""
     painting = demo_style(64)
     settings = dict(iterations=1, resolution=RES, device="cpu", balance="sgsst", content_weight=0.0,
-                    style_strength=1.0)
+                    style_strength=1.0, init="capture")
     first = {mode: stylize(scene, painting, camera, StylizeSettings(statistics=mode, **settings)).history[0]["style"]
              for mode in ("object", "frame")}
     out = render(Gaussians.from_splat_data(scene), torch.as_tensor(camera[0].viewmat, dtype=torch.float32),
