@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from core import sos, tiled
 from core.cameras import Camera
 from core.gaussians import Gaussians
-from core.loss_terms import LossWeights, style_distance, total_variation
+from core.image_terms import total_variation
+from core.loss_terms import LossWeights, style_distance
 from core.planner import ScalePlan
 from core.renderer import pick_backend, render
 from core.silhouette import coverage_change, coverage_sums

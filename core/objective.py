@@ -16,7 +16,7 @@ import torch
 from core import planner, sos
 from core.device import memory_budget
 from core.colour_transfer import ColourMoments, match_colours
-from core.loss_terms import EDGE_ENERGY_FLOOR, edge_difference, edge_map, mean_square, total_variation
+from core.image_terms import EDGE_ENERGY_FLOOR, edge_difference, edge_map, mean_square, total_variation
 from core.gaussians import Gaussians
 from core.views import Survey, Views, survey
 from core.vgg import VGG19Features

@@ -57,7 +57,7 @@ class ContentTargets:
     capture's own SGSST style distance from the painting, and `energy`, the (weighted) mean of F_c² on relu4_2:
     the units of the relative balance; `grain`, the capture's total variation at full resolution (the unit of the
     smoothness term), where it is used; `edges`, the edge map [1, 1, H, W] of the image the content term compares
-    with at full resolution (core.loss_terms.edge_map, float32: 4 bytes a pixel against relu4_2's 43), and
+    with at full resolution (core.image_terms.edge_map, float32: 4 bytes a pixel against relu4_2's 43), and
     `edge_energy`, its (weighted) mean square (the unit of the edge term), where the edge term is on.
     """
 

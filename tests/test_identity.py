@@ -10,8 +10,9 @@ from core import sos
 from core.cameras import orbit_cameras
 from core.colour_transfer import ColourMoments, match_colours
 from core.demo import demo_scene, demo_style
-from core.loss_terms import (EDGE_SIGMAS, LUMINANCE, TV_EPSILON, LossWeights, edge_difference, edge_map, mean_square,
-                              total_variation)
+from core.image_terms import (EDGE_SIGMAS, LUMINANCE, TV_EPSILON, edge_difference, edge_map, mean_square,
+                               total_variation)
+from core.loss_terms import LossWeights
 from core.objective import Objective
 from core.stylization import StylizeSettings, stylize
 from core.vgg import load_vgg19
