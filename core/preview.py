@@ -9,9 +9,10 @@ round, core.colour_transfer).
 A Gaussian's colour seen from direction d is c(d) = C0 · sh₀ + 0.5 + Σ_{k≥1} sh_k Y_k(d), linear in the SH
 coefficients, and compositing is linear in the colours, so the map applies exactly to the coefficients:
 sh₀' = (A (C0 sh₀ + 0.5) + b − 0.5) / C0 with b = μ_p − A μ_c, and sh_k' = A sh_k. Every view of the result is
-the capture's view with its colours mapped (up to the renderer's clamp at 0 and the background, which keeps its
-colour). A region blends each Gaussian by its weight. ``stylize`` uses it for ``init`` "preview" (the optimisation
-starts from these colours) and, with ``iterations`` 0, returns it as the result.
+the capture's view with its colours mapped (up to the renderer's clamp at 0, the background, which keeps its
+colour, and each Gaussian's base colour C0 sh₀ + 0.5, which is kept in [0, 1]). A region blends each Gaussian by
+its weight. ``stylize`` uses it for ``init`` "preview" (the optimisation starts from these colours) and, with
+``iterations`` 0, returns it as the result.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def preview_colours(capture: Gaussians, painting: torch.Tensor, moments: ColourM
     matrix, offset = colour_map(*moments.mean_covariance(), *target.mean_covariance())
     matrix = matrix.to(capture.sh_dc)
     offset = offset.to(capture.sh_dc)
-    dc = (((C0 * capture.sh_dc + 0.5) @ matrix.T + offset - 0.5) / C0)
+    # The base colour stays in [0, 1]: beyond it Blender's native splats (EEVEE, Cycles) and our engine show a
+    # colour differently (tests/blender/test_blender_native.py), and no display shows it.
+    dc = (((C0 * capture.sh_dc + 0.5) @ matrix.T + offset).clamp(0, 1) - 0.5) / C0
     rest = capture.sh_rest @ matrix.T
     if region is None:
         return dc, rest

@@ -13,6 +13,7 @@ from core.demo import demo_scene, demo_style
 from core.gaussians import Gaussians
 from core.preview import preview_colours
 from core.renderer import render
+from core.sh import C0
 from core.stylization import StylizeSettings, stylize
 from core.views import survey_cameras
 
@@ -118,3 +119,20 @@ def test_a_preview_of_a_scene_no_survey_view_sees_is_the_capture_with_one_warnin
         result = stylize(scene, demo_style(48), away, StylizeSettings(iterations=0, resolution=RES, device="cpu"))
     assert len([w for w in caught if "survey" in str(w.message)]) == 1
     assert result.splat.vertices.tobytes() == scene.vertices.tobytes()
+
+
+def test_the_previewed_base_colours_stay_in_the_displayable_range(scene, cameras):
+    """A painting of wider contrast than the capture stretches its colours past [0, 1]; the preview keeps each
+    Gaussian's base colour inside (where Blender's native splats and our engine agree)."""
+    capture = Gaussians.from_splat_data(scene)
+    moments = ColourMoments()
+    moments.add(*view(capture, cameras[0]))
+    painting = (demo_style(48) - 0.5) * 4 + 0.5  # far more contrast than any capture
+    target = ColourMoments()
+    target.add(painting)
+    matrix, offset = colour_map(*moments.mean_covariance(), *target.mean_covariance())
+    unclamped = (C0 * capture.sh_dc + 0.5) @ matrix.to(capture.sh_dc).T + offset.to(capture.sh_dc)
+    assert unclamped.min() < 0 and unclamped.max() > 1
+    base = C0 * preview_colours(capture, painting, moments)[0] + 0.5
+    assert base.min() >= 0 and base.max() <= 1 + 1e-6
+    torch.testing.assert_close(base, unclamped.clamp(0, 1))
