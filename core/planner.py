@@ -14,6 +14,8 @@ from typing import Literal, TypeVar
 
 import torch
 
+from core.tiled import axis_spans
+
 AUTOGRAD_BYTES_PER_PX = {False: 2300, True: 1400}
 """Peak memory of the SOS gradient by autograd per pixel of a scale: float32/TF32, bf16 autocast.
 
@@ -51,9 +53,20 @@ def autograd_bytes(height: int, width: int, bf16: bool) -> int:
 
 
 def tiled_bytes(height: int, width: int, tile: int, bf16: bool, halo: int = TILE_HALO) -> int:
-    """Estimated peak bytes of the tiled gradient: one tile-plus-halo region under autograd, plus the scale."""
-    region = min(height, tile + 2 * halo) * min(width, tile + 2 * halo)
+    """Estimated peak bytes of the tiled gradient: the largest tile-plus-halo region core.tiled makes under
+    autograd, plus the scale.
+
+    core.tiled spreads an axis evenly over ceil(length / tile) tiles (``axis_spans``), so its regions are often
+    much smaller than tile + 2 halo: 7680 x 4320 with 3072-px tiles runs 3 x 2 tiles of 2560 x 2160 px. Sizing by
+    the regions it really makes lets a cap take larger tiles (fewer halos to recompute); measured on an H100, the
+    3072-px plan of that scale peaked at 12.2 GiB under a 24 GiB cap (docs/benchmarks.md).
+    """
+    region = _largest_region(height, tile, halo) * _largest_region(width, tile, halo)
     return AUTOGRAD_BYTES_PER_PX[bf16] * region + SCALE_BYTES_PER_PX * height * width
+
+
+def _largest_region(length: int, tile: int, halo: int) -> int:
+    return max(span.end - span.start for span in axis_spans(length, tile, halo))
 
 
 def plan_scales(sizes: Sequence[tuple[int, int]], *, free_bytes: int, cap_bytes: int | None,

@@ -15,7 +15,7 @@ def test_8k_under_a_24_gib_cap_uses_tiles_at_the_fine_scales():
     sizes = sos.pyramid_sizes(4320, 7680)
     plans = plan_scales(sizes, free_bytes=80 * GIB, cap_bytes=24 * GIB, bf16=False)
     assert [p.size for p in plans] == sizes
-    assert plans[0].method == "tiled" and plans[0].tile == 2048
+    assert plans[0].method == "tiled" and plans[0].tile == 3072  # 3 x 2 tiles (test_tile_memory_is_sized_by...)
     assert [p.method for p in plans[2:]] == ["autograd"] * 3
 
 
@@ -110,3 +110,12 @@ def test_sos_gradient_retries_a_scale_with_tiles_and_updates_the_plan(monkeypatc
         warnings.simplefilter("error")
         sos.sos_gradient(None, torch.zeros(1, 3, 256, 320), style, None, sos.LossWeights(), plan=plan)
     assert calls[-1] == ((256, 320), 160)
+
+
+def test_tile_memory_is_sized_by_the_regions_core_tiled_makes():
+    """7680 x 4320 with 3072-px tiles runs 3 x 2 tiles of 2560 x 2160 px; with the 160-px halo the largest region
+    is 2880 x 2320 px (a middle column, either row), not (3072 + 320)²: so a 24 GiB cap takes 4096-px tiles (2 x 2)."""
+    scale = planner.SCALE_BYTES_PER_PX * 4320 * 7680
+    assert planner.tiled_bytes(4320, 7680, 3072, True) == planner.AUTOGRAD_BYTES_PER_PX[True] * 2880 * 2320 + scale
+    plans = plan_scales(sos.pyramid_sizes(4320, 7680), free_bytes=80 * GIB, cap_bytes=24 * GIB, bf16=True)
+    assert plans[0] == ScalePlan((4320, 7680), "tiled", 4096)
